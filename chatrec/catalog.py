@@ -1,0 +1,222 @@
+"""The product catalog: loading JSON Lines or CSV rows into typed, validated items.
+
+Format (see ``../shared/EVAL.md``): ``id`` and ``title`` required; ``description``, ``category``,
+``price`` and ``attributes`` optional. Every bad row is reported as ``file:line: reason``; loading
+fails unless ``skip_bad_rows`` is set, in which case bad rows are dropped and listed in
+``Catalog.warnings``. This module does not embed or index anything (see ``index.py``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import CatalogError
+
+AttrValue = str | int | float | list
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    title: str
+    description: str = ""
+    category: str | None = None
+    price: float | None = None
+    attributes: dict[str, AttrValue] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def brand(self) -> str | None:
+        value = self.attributes.get("brand")
+        return str(value) if value not in (None, "") else None
+
+    @property
+    def rating(self) -> float | None:
+        return _as_float(self.attributes.get("rating"))
+
+    @property
+    def review_count(self) -> int | None:
+        value = _as_float(self.attributes.get("review_count"))
+        return int(value) if value is not None else None
+
+    def search_text(self) -> str:
+        """Text that describes the item for embedding and lexical search."""
+        parts = [self.title]
+        if self.category:
+            parts.append(self.category)
+        for key, value in self.attributes.items():
+            if key in {"rating", "review_count", "in_stock"}:
+                continue
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"{key}: {shown}")
+        if self.description:
+            parts.append(self.description)
+        return ". ".join(parts)
+
+
+class Catalog:
+    """An ordered, id-indexed collection of items. Positions are stable row numbers."""
+
+    def __init__(self, items: list[Item], source: str = "<memory>", warnings: list[str] | None = None):
+        self.items = items
+        self.source = source
+        self.warnings = warnings or []
+        self.by_id = {item.id: item for item in items}
+        self.position = {item.id: i for i, item in enumerate(items)}
+        if len(self.by_id) != len(items):
+            raise CatalogError(f"{source}: duplicate item ids")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.by_id
+
+    def get(self, item_id: str) -> Item | None:
+        return self.by_id.get(item_id)
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({item.category for item in self.items if item.category})
+
+    def fingerprint(self) -> str:
+        """A hash of the catalog's content, for cache keys: any edit to any row changes it."""
+        digest = hashlib.sha256()
+        for item in self.items:
+            row = [item.id, item.title, item.description, item.category, item.price, item.attributes]
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()[:16]
+
+
+def load_catalog(path: str | Path, *, skip_bad_rows: bool = False) -> Catalog:
+    """Load a ``.jsonl``/``.json`` or ``.csv`` catalog, validating every row."""
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"catalog file {path} does not exist: pass --catalog PATH or set CHATREC_CATALOG")
+    rows = _read_csv(path) if path.suffix.lower() == ".csv" else _read_jsonl(path)
+    items: list[Item] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            if isinstance(row, Exception):
+                raise row
+            item = parse_row(row)
+            if item.id in seen:
+                raise ValueError(f"duplicate id {item.id!r} (first on line {seen[item.id]})")
+        except ValueError as exc:
+            problems.append(f"{path}:{line}: {exc}")
+            continue
+        seen[item.id] = line
+        items.append(item)
+    if problems and not skip_bad_rows:
+        raise CatalogError(f"{path}: {len(problems)} bad row(s); fix them or pass --skip-bad-rows", problems)
+    if not items:
+        raise CatalogError(f"{path}: no usable items in the catalog", problems)
+    return Catalog(items, source=str(path), warnings=problems)
+
+
+def parse_row(row: Any) -> Item:
+    """Validate one decoded row; raise ``ValueError`` naming the bad field."""
+    if not isinstance(row, dict):
+        raise ValueError(f"expected an object, got {type(row).__name__}")
+    item_id = row.get("id")
+    if isinstance(item_id, int) and not isinstance(item_id, bool):
+        item_id = str(item_id)
+    if not isinstance(item_id, str) or not item_id.strip():
+        raise ValueError("missing or empty 'id'")
+    title = row.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("missing or empty 'title'")
+    description = row.get("description") or ""
+    if not isinstance(description, str):
+        raise ValueError("'description' must be a string")
+    category = row.get("category") or None
+    if category is not None and not isinstance(category, str):
+        raise ValueError("'category' must be a string")
+    return Item(
+        id=item_id.strip(),
+        title=" ".join(title.split()),
+        description=description.strip(),
+        category=category.strip() if category else None,
+        price=_parse_price(row.get("price")),
+        attributes=_parse_attributes(row.get("attributes")),
+    )
+
+
+def _parse_price(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("'price' must be a number")
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'price' must be a number, got {value!r}") from None
+    if not math.isfinite(price) or price < 0:
+        raise ValueError(f"'price' must be a non-negative number, got {value!r}")
+    return price
+
+
+def _parse_attributes(value: Any) -> dict[str, AttrValue]:
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("'attributes' must be an object of string to string/number/list")
+    out: dict[str, AttrValue] = {}
+    for key, val in value.items():
+        if isinstance(val, bool) or not isinstance(val, (str, int, float, list)):
+            raise ValueError(f"attribute {key!r} must be a string, number or list")
+        if isinstance(val, list) and not all(isinstance(v, (str, int, float)) for v in val):
+            raise ValueError(f"attribute {key!r} must be a list of strings or numbers")
+        out[str(key)] = val
+    return out
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        try:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield line_no, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield line_no, ValueError(f"unparsable JSON ({exc.msg} at column {exc.colno})")
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "id" not in reader.fieldnames or "title" not in reader.fieldnames:
+            raise CatalogError(f"{path}:1: CSV header must name at least 'id' and 'title'")
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                yield line, ValueError("more fields than the header names")
+                continue
+            attrs = row.get("attributes")
+            if attrs:
+                try:
+                    row["attributes"] = json.loads(attrs)
+                except json.JSONDecodeError:
+                    yield line, ValueError("'attributes' column is not valid JSON")
+                    continue
+            yield line, dict(row)

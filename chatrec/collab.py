@@ -1,0 +1,101 @@
+"""Collaborative signals: "people who liked X also liked Y" and item popularity.
+
+Built from an interactions CSV (``user_id,item_id,rating,timestamp``; see ``../shared/EVAL.md``)
+and/or from our own logged thumbs-up (each conversation acts as one user). Item-to-item
+similarity is cosine over the binarised user-item matrix, computed on demand for the few seed
+items of a conversation (one sparse product), so nothing quadratic is ever materialised.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from .catalog import Catalog
+from .errors import CatalogError
+
+
+class CollaborativeModel:
+    def __init__(self, catalog: Catalog, pairs: Iterable[tuple[str, str, float]] = (), like_threshold: float = 3.5):
+        self.catalog = catalog
+        self.like_threshold = like_threshold
+        self._users: dict[str, int] = {}
+        self._rows: list[int] = []
+        self._cols: list[int] = []
+        self.popularity = np.zeros(len(catalog), dtype=np.float32)
+        self.add(pairs)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, catalog: Catalog) -> "CollaborativeModel":
+        return cls(catalog, read_interactions(path))
+
+    def add(self, pairs: Iterable[tuple[str, str, float]]) -> None:
+        """Add (user, item, rating) interactions; rating NaN means an implicit positive (click, purchase)."""
+        pos = self.catalog.position
+        for user, item_id, rating in pairs:
+            col = pos.get(item_id)
+            if col is None:
+                continue
+            self.popularity[col] += 1
+            if not np.isnan(rating) and rating < self.like_threshold:
+                continue
+            self._rows.append(self._users.setdefault(user, len(self._users)))
+            self._cols.append(col)
+        self._matrix = None
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self._rows)
+
+    def matrix(self) -> sparse.csc_matrix:
+        if getattr(self, "_matrix", None) is None:
+            data = np.ones(len(self._rows), dtype=np.float32)
+            m = sparse.csc_matrix((data, (self._rows, self._cols)),
+                                  shape=(max(len(self._users), 1), len(self.catalog)), dtype=np.float32)
+            m.data[:] = 1.0  # duplicates summed by the constructor; binarise
+            self._matrix = m
+            self._norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=0)).ravel()) + 1e-6
+        return self._matrix
+
+    def similar(self, seeds: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
+        """Weighted sum of cosine similarities of every item to the seed items (catalog positions)."""
+        out = np.zeros(len(self.catalog), dtype=np.float32)
+        if not seeds or not self._rows:
+            return out
+        m = self.matrix()
+        weights = list(weights) if weights is not None else [1.0] * len(seeds)
+        for seed, w in zip(seeds, weights):
+            column = m[:, seed]
+            if column.nnz == 0:
+                continue
+            co = np.asarray((m.T @ column).todense()).ravel()
+            out += w * co / (self._norms * self._norms[seed])
+        out[list(seeds)] = 0.0
+        return out
+
+    def popularity_prior(self) -> np.ndarray:
+        """log-scaled interaction counts in [0, 1]."""
+        p = np.log1p(self.popularity)
+        return p / p.max() if p.max() > 0 else p
+
+
+def read_interactions(path: str | Path) -> list[tuple[str, str, float]]:
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"interactions file {path} does not exist: check --interactions")
+    out: list[tuple[str, str, float]] = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"user_id", "item_id"} <= set(reader.fieldnames):
+            raise CatalogError(f"{path}:1: interactions header must be user_id,item_id,rating,timestamp")
+        for row in reader:
+            raw = (row.get("rating") or "").strip()
+            try:
+                rating = float(raw) if raw else float("nan")
+            except ValueError:
+                raise CatalogError(f"{path}:{reader.line_num}: rating {raw!r} is not a number") from None
+            out.append((row["user_id"], row["item_id"], rating))
+    return out

@@ -1,0 +1,145 @@
+"""Grounding: map every item the LM names to a catalog id, or flag it as not in the catalog.
+
+Three kinds of mention in a reply:
+1. marked spans ``[[Title]]`` (constrained decoding makes these exact candidate titles when the
+   backend supports it; otherwise they are matched like any phrase);
+2. catalog titles written in free text (found by ``TitleMatcher.find_in_text``);
+3. item-like phrases (``**bold**``, "quoted", list-item heads) that may name an invented product.
+Each phrase goes exact -> normalised -> fuzzy (rapidfuzz) -> embedding similarity, each with its
+own threshold. Only grounded mentions can become recommendations; the rest are returned as
+``ungrounded`` so they are logged and flagged in the reply, never shown as items.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .catalog import Catalog, Item
+from .index import EmbeddingIndex
+from .matching import TitleMatcher, normalize
+
+_BOLD = re.compile(r"\*\*([^*\n]{3,120})\*\*")
+_QUOTED = re.compile(r"[\"“]([^\"”\n]{3,120})[\"”]")
+_LIST_HEAD = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+([^\n:–—]{3,120}?)\s*(?:[:–—]| - |\(|$)", re.M)
+
+
+@dataclass(frozen=True)
+class GroundedMention:
+    text: str
+    item_id: str | None
+    method: str  # span | exact | normalized | fuzzy | embedding | none
+    confidence: float
+    start: int
+    end: int
+    source: str  # span | text
+
+    @property
+    def grounded(self) -> bool:
+        return self.item_id is not None
+
+
+@dataclass
+class Grounding:
+    mentions: list[GroundedMention] = field(default_factory=list)
+
+    @property
+    def grounded(self) -> list[GroundedMention]:
+        return [m for m in self.mentions if m.grounded]
+
+    @property
+    def ungrounded(self) -> list[GroundedMention]:
+        return [m for m in self.mentions if not m.grounded]
+
+    def item_ids(self) -> list[str]:
+        """Grounded item ids in reply order, without repeats."""
+        seen: dict[str, None] = {}
+        for m in sorted(self.grounded, key=lambda m: m.start):
+            seen.setdefault(m.item_id, None)  # type: ignore[arg-type]
+        return list(seen)
+
+
+class Grounder:
+    def __init__(self, catalog: Catalog, matcher: TitleMatcher, index: EmbeddingIndex | None = None,
+                 markers: tuple[str, str] = ("[[", "]]"), fuzzy_min: float = 0.88, embedding_min: float = 0.85):
+        self.catalog = catalog
+        self.matcher = matcher
+        self.index = index
+        self.fuzzy_min = fuzzy_min
+        self.embedding_min = embedding_min
+        self.open, self.close = markers
+        self._span = re.compile(re.escape(self.open) + r"(.+?)" + re.escape(self.close), re.S)
+
+    def ground(self, reply: str, candidates: Sequence[Item] = ()) -> Grounding:
+        mentions: list[GroundedMention] = []
+        covered = [False] * len(reply)
+        by_title = {c.title: c.id for c in candidates}
+        for m in self._span.finditer(reply):
+            phrase = m.group(1).strip()
+            item_id, method, conf = self.ground_phrase(phrase, by_title)
+            mentions.append(GroundedMention(phrase, item_id, method if item_id else "none", conf,
+                                            m.start(), m.end(), "span"))
+            covered[m.start():m.end()] = [True] * (m.end() - m.start())
+        masked = "".join(" " if c else ch for ch, c in zip(reply, covered))
+        for match in self.matcher.find_in_text(masked):
+            if len(normalize(match.text)) < 4:
+                continue
+            mentions.append(GroundedMention(match.text, match.item_id, "exact", match.score,
+                                            match.start, match.end, "text"))
+            covered[match.start:match.end] = [True] * (match.end - match.start)
+        for start, end, phrase in _item_like_phrases(reply):
+            if any(covered[start:end]):
+                continue
+            item_id, method, conf = self.ground_phrase(phrase, by_title)
+            mentions.append(GroundedMention(phrase, item_id, method if item_id else "none", conf, start, end, "text"))
+            covered[start:end] = [True] * (end - start)
+        mentions.sort(key=lambda m: m.start)
+        return Grounding(mentions)
+
+    def ground_phrase(self, phrase: str, preferred: dict[str, str] | None = None) -> tuple[str | None, str, float]:
+        """(item id or None, method, confidence) for one phrase meant to name an item."""
+        if preferred and phrase in preferred:
+            return preferred[phrase], "span", 1.0
+        match = self.matcher.match_phrase(phrase, min_score=self.fuzzy_min)
+        if match:
+            return match.item_id, match.method, match.score
+        if self.index is not None and self.index.embedder is not None and len(phrase) >= 6:
+            vec = self.index.encode([phrase])[0]
+            top, sims = self.index.search(vec, 1)
+            if len(top) and sims[0] >= self.embedding_min:
+                return self.catalog.items[int(top[0])].id, "embedding", float(sims[0])
+        return None, "none", 0.0
+
+
+def _item_like_phrases(text: str) -> list[tuple[int, int, str]]:
+    """Spans that look like product names: bold, quoted, or heading a list item."""
+    out: list[tuple[int, int, str]] = []
+    for pattern in (_BOLD, _QUOTED, _LIST_HEAD):
+        for m in pattern.finditer(text):
+            phrase = m.group(1).strip().strip("*").strip()
+            if len(phrase.split()) <= 14 and len(phrase) >= 3 and not phrase.endswith("?"):
+                out.append((m.start(1), m.end(1), phrase))
+    return out
+
+
+def render_reply(reply: str, grounding: Grounding, markers: tuple[str, str] = ("[[", "]]")) -> str:
+    """Reply text for display: grounded items in bold, ungrounded ones struck through and flagged."""
+    out, last = [], 0
+    for m in sorted(grounding.mentions, key=lambda m: m.start):
+        if m.start < last:
+            continue
+        out.append(reply[last:m.start])
+        surface = reply[m.start:m.end]
+        if m.source == "span":
+            surface = surface[len(markers[0]):len(surface) - len(markers[1])]
+        if m.grounded:
+            title = surface if m.source == "text" else surface.strip()
+            out.append(f"**{title}**" if m.source == "span" else surface)
+        else:
+            out.append(f"~~{surface}~~ _(not in our catalog)_")
+        last = m.end
+    out.append(reply[last:])
+    text = "".join(out)
+    # An unfinished span (the model stopped mid-item) must not leave raw markers behind.
+    return text.replace(markers[0], "").replace(markers[1], "")
+

@@ -1,0 +1,111 @@
+"""Prompt building: Jinja templates in ``prompts/`` rendered strictly, fitted to the context budget.
+
+Templates are data, not Python strings. Each template is checked on load against the variables
+this module provides for it: a template that uses an unknown variable fails at start-up with a
+message naming it, not mid-conversation. The chat template of the model itself is applied by the
+backend; this module produces the role/content messages and trims the *oldest* turns when the
+conversation no longer fits, never the system prompt (which carries the candidates).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import jinja2
+from jinja2 import meta
+
+from .backends.base import Messages, SpanConstraint
+from .catalog import Catalog, Item
+from .errors import ConfigError, InputError
+from .settings import PROJECT_ROOT
+from .state import DialogueState
+
+PROMPTS_DIR = PROJECT_ROOT / "prompts"
+CURRENCY = "£"
+# Variables each top-level template may use (includes are checked with their parent).
+TEMPLATE_VARS: dict[str, set[str]] = {
+    "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles"},
+    "reply_none.j2": {"items", "state", "currency", "first_turn"},
+}
+
+
+class PromptBuilder:
+    def __init__(self, catalog: Catalog, prompt_dir: Path = PROMPTS_DIR, constraint_markers=("[[", "]]")):
+        self.catalog = catalog
+        self.open, self.close = constraint_markers
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(prompt_dir)),
+                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+                                      autoescape=False)
+        self.templates = {name: self._load(prompt_dir, name, allowed) for name, allowed in TEMPLATE_VARS.items()}
+
+    def _load(self, prompt_dir: Path, name: str, allowed: set[str]) -> jinja2.Template:
+        try:
+            used = self._variables(name)
+            template = self.env.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"prompt template {prompt_dir / exc.name} is missing") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"prompt template {exc.filename or name}:{exc.lineno}: {exc.message}") from exc
+        unknown = used - allowed
+        if unknown:
+            raise ConfigError(f"prompt template {prompt_dir / name} uses undefined variable(s) "
+                              f"{', '.join(sorted(unknown))}; available: {', '.join(sorted(allowed))}")
+        return template
+
+    def _variables(self, name: str, seen: set[str] | None = None) -> set[str]:
+        seen = seen if seen is not None else set()
+        seen.add(name)
+        source = self.env.loader.get_source(self.env, name)[0]
+        ast = self.env.parse(source)
+        used = set(meta.find_undeclared_variables(ast))
+        for ref in meta.find_referenced_templates(ast):
+            if ref and ref not in seen:
+                used |= self._variables(ref, seen)
+        return used
+
+    @property
+    def constraint_markers(self) -> tuple[str, str]:
+        return self.open, self.close
+
+    def constraint(self, candidates: Sequence[Item]) -> SpanConstraint:
+        return SpanConstraint(titles=[c.title for c in candidates], open=self.open, close=self.close)
+
+    def system_prompt(self, state: DialogueState, candidates: Sequence[Item]) -> str:
+        return self.templates["system.j2"].render(
+            candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
+            close=self.close, currency=CURRENCY, liked_titles=self._titles(state.summary()["liked"]),
+            rejected_titles=self._titles(state.rejected)).strip()
+
+    def none_reply(self, state: DialogueState, items: Sequence[Item]) -> str:
+        return self.templates["reply_none.j2"].render(
+            items=[_item_view(i) for i in items], state=state.summary(), currency=CURRENCY,
+            first_turn=state.n_turns <= 1).strip()
+
+    def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],
+              budget: int) -> Messages:
+        """System prompt + as many of the latest turns as fit in ``budget`` tokens."""
+        system = {"role": "system", "content": self.system_prompt(state, candidates)}
+        history = state.to_messages()
+        if not history or history[-1]["role"] != "user":
+            raise InputError("the conversation must end with a user message")
+        # Drop the oldest turns while over budget; keep at least the current user message.
+        start = 0
+        while True:
+            messages = [system] + history[start:]
+            if count_tokens(messages) <= budget or start >= len(history) - 1:
+                break
+            start += 1
+            while start < len(history) - 1 and history[start]["role"] != "user":
+                start += 1  # a conversation window starts with a user turn
+        if count_tokens(messages) > budget:
+            raise InputError("your message is too long for the model's context window; please shorten it")
+        return messages
+
+    def _titles(self, ids: Sequence[str]) -> list[str]:
+        return [self.catalog.by_id[i].title for i in ids if i in self.catalog.by_id]
+
+
+def _item_view(item: Item) -> dict[str, object]:
+    blurb = item.description[:160].rsplit(" ", 1)[0] + "…" if len(item.description) > 160 else item.description
+    return {"id": item.id, "title": item.title, "price": item.price, "brand": item.brand,
+            "category": item.category, "rating": item.rating, "blurb": blurb}

@@ -1,0 +1,96 @@
+"""Typed dialogue state: the turns so far plus what we know the user wants.
+
+One ``DialogueState`` per conversation (one per browser session in the UI), deep-copyable so
+Gradio can keep it in ``gr.State``; nothing here is shared between sessions. The state is
+updated by ``tracker.py`` (from user text) and by feedback (thumbs); ``ranker.py`` reads it.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass
+class Message:
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass
+class Preferences:
+    """Constraints stated by the user. Prices are in the catalog's currency."""
+
+    category: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    must_have: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.category or self.min_price is not None or self.max_price is not None
+                    or self.must_have or self.exclude)
+
+    def budget_text(self, currency: str = "£") -> str | None:
+        lo, hi = self.min_price, self.max_price
+        if lo is not None and hi is not None:
+            return f"{currency}{lo:g}–{currency}{hi:g}"
+        if hi is not None:
+            return f"under {currency}{hi:g}"
+        if lo is not None:
+            return f"over {currency}{lo:g}"
+        return None
+
+
+@dataclass
+class DialogueState:
+    conversation_id: str | None = None
+    messages: list[Message] = field(default_factory=list)
+    prefs: Preferences = field(default_factory=Preferences)
+    mentioned: dict[str, int] = field(default_factory=dict)  # item id -> +1 liked, 0 neutral, -1 disliked
+    shown: list[str] = field(default_factory=list)  # item ids already recommended, oldest first
+    liked: list[str] = field(default_factory=list)  # item ids given thumbs-up
+    rejected: list[str] = field(default_factory=list)  # item ids given thumbs-down or refused in text
+    turn_ids: list[int | None] = field(default_factory=list)  # store id of each assistant message
+
+    @property
+    def n_turns(self) -> int:
+        return sum(1 for m in self.messages if m.role == "user")
+
+    def user_texts(self) -> list[str]:
+        return [m.content for m in self.messages if m.role == "user"]
+
+    def to_messages(self) -> list[dict[str, str]]:
+        return [m.to_dict() for m in self.messages]
+
+    def like(self, item_id: str) -> None:
+        if item_id in self.rejected:
+            self.rejected.remove(item_id)
+        if item_id not in self.liked:
+            self.liked.append(item_id)
+
+    def reject(self, item_id: str) -> None:
+        if item_id in self.liked:
+            self.liked.remove(item_id)
+        if item_id not in self.rejected:
+            self.rejected.append(item_id)
+
+    def copy(self) -> "DialogueState":
+        return copy.deepcopy(self)
+
+    def summary(self) -> dict[str, object]:
+        """What we understood, as plain data for prompts and the UI panel."""
+        p = self.prefs
+        return {
+            "category": p.category,
+            "budget": p.budget_text(),
+            "must_have": list(p.must_have),
+            "exclude": list(p.exclude),
+            "liked": list(self.liked) + [i for i, s in self.mentioned.items() if s > 0 and i not in self.liked],
+            "rejected": list(self.rejected),
+        }

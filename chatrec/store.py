@@ -1,0 +1,214 @@
+"""Persistence of conversations, turns, recommendations, mentions and feedback.
+
+Any SQLAlchemy URL works (SQLite by default, PostgreSQL for scale-out). For SQLite every
+connection gets WAL, a busy timeout and foreign keys. Each turn is written in one transaction;
+writes that hit a locked database are retried with back-off before a ``StoreError`` is raised,
+so nothing is dropped silently. Schema and migrations live in ``schema.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import StoreError
+from .schema import Conversation, Feedback, Mention, Recommendation, Turn, migrate
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass
+class RecRecord:
+    item_id: str
+    rank: int
+    score: float
+    grounded: bool = True
+    source: str = "ranker"
+
+
+@dataclass
+class MentionRecord:
+    text: str
+    item_id: str | None
+    method: str
+    confidence: float
+
+
+@dataclass
+class TurnRecord:
+    conversation_id: str
+    index: int
+    user_text: str
+    reply: str
+    model: str
+    latency_ms: float
+    prompt: str = ""
+    status: str = "ok"
+    error: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    recommendations: list[RecRecord] = field(default_factory=list)
+    mentions: list[MentionRecord] = field(default_factory=list)
+
+
+class Store:
+    def __init__(self, url: str, *, privacy: bool = False, retries: int = 5):
+        self.url = url
+        self.privacy = privacy
+        self.retries = retries
+        try:
+            self.engine = _make_engine(url)
+            with self.engine.begin() as conn:
+                self.applied = migrate(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open database {_redact(url)}: {_reason(exc)}; "
+                             "pass --db URL or set CHATREC_DB to a writable SQLAlchemy URL") from exc
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writes ----------------------------------------------------------------------------
+    def new_conversation(self, model: str = "", catalog: str = "") -> str:
+        conv_id = str(uuid.uuid4())
+
+        def write(s: Session) -> str:
+            s.add(Conversation(id=conv_id, model=model, catalog=catalog))
+            return conv_id
+        return self._write(write)
+
+    def log_turn(self, record: TurnRecord) -> int:
+        """Write a turn with its recommendations and mentions in one transaction; return its id."""
+        def write(s: Session) -> int:
+            if s.get(Conversation, record.conversation_id) is None:
+                s.add(Conversation(id=record.conversation_id, model=record.model))
+                s.flush()
+            turn = Turn(conversation_id=record.conversation_id, index=record.index,
+                        user_text=self._text(record.user_text), prompt=self._text(record.prompt),
+                        reply=self._text(record.reply), model=record.model, status=record.status,
+                        error=record.error, latency_ms=record.latency_ms,
+                        state_json=json.dumps(record.state, ensure_ascii=False))
+            turn.recommendations = [Recommendation(item_id=r.item_id, rank=r.rank, score=r.score,
+                                                   grounded=r.grounded, source=r.source)
+                                    for r in record.recommendations]
+            turn.mentions = [Mention(text=self._text(m.text), item_id=m.item_id, method=m.method,
+                                     confidence=m.confidence) for m in record.mentions]
+            s.add(turn)
+            s.flush()
+            return turn.id
+        return self._write(write)
+
+    def add_feedback(self, conversation_id: str, value: int, *, target: str = "message",
+                     turn_id: int | None = None, item_id: str | None = None) -> int:
+        if value not in (1, -1) or target not in ("message", "item"):
+            raise ValueError("feedback value must be +1 or -1 and target 'message' or 'item'")
+
+        def write(s: Session) -> int:
+            row = Feedback(conversation_id=conversation_id, turn_id=turn_id, target=target,
+                           item_id=item_id, value=value)
+            s.add(row)
+            s.flush()
+            return row.id
+        return self._write(write)
+
+    # -- reads -----------------------------------------------------------------------------
+    def item_feedback(self) -> dict[str, tuple[int, int]]:
+        """(ups, downs) per item over all conversations; message thumbs count for each of its items."""
+        totals: dict[str, list[int]] = {}
+        with self.sessions() as s:
+            direct = s.execute(select(Feedback.item_id, Feedback.value, func.count())
+                               .where(Feedback.target == "item", Feedback.item_id.is_not(None))
+                               .group_by(Feedback.item_id, Feedback.value))
+            via_message = s.execute(select(Recommendation.item_id, Feedback.value, func.count())
+                                    .join(Feedback, Feedback.turn_id == Recommendation.turn_id)
+                                    .where(Feedback.target == "message")
+                                    .group_by(Recommendation.item_id, Feedback.value))
+            for item_id, value, count in [*direct, *via_message]:
+                slot = totals.setdefault(item_id, [0, 0])
+                slot[0 if value > 0 else 1] += count
+        return {k: (v[0], v[1]) for k, v in totals.items()}
+
+    def turns(self, conversation_id: str) -> list[Turn]:
+        with self.sessions() as s:
+            rows = s.scalars(select(Turn).where(Turn.conversation_id == conversation_id).order_by(Turn.index))
+            out = list(rows)
+            for t in out:  # load children before the session closes
+                _ = t.recommendations, t.mentions
+            return out
+
+    def feedback_rows(self, conversation_id: str | None = None) -> list[Feedback]:
+        with self.sessions() as s:
+            q = select(Feedback).order_by(Feedback.id)
+            if conversation_id:
+                q = q.where(Feedback.conversation_id == conversation_id)
+            return list(s.scalars(q))
+
+    def session(self) -> Session:
+        """A read session for reports (insights, export)."""
+        return self.sessions()
+
+    # -- internals -------------------------------------------------------------------------
+    def _text(self, value: str) -> str:
+        if not self.privacy or not value:
+            return value
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _write(self, fn: Callable[[Session], T]) -> T:
+        delay = 0.05
+        for attempt in range(self.retries + 1):
+            try:
+                with self.sessions.begin() as s:
+                    return fn(s)
+            except OperationalError as exc:
+                if not _is_locked(exc) or attempt == self.retries:
+                    raise StoreError(f"database write failed: {_reason(exc)}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"database write failed: {_reason(exc)}") from exc
+        raise AssertionError("unreachable")
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        db_path = url.split("///", 1)[-1] if "///" in url else ""
+        if db_path and db_path != ":memory:":
+            Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    msg = str(exc.orig).lower() if exc.orig else str(exc).lower()
+    return "locked" in msg or "busy" in msg or "deadlock" in msg
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

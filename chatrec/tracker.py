@@ -1,0 +1,166 @@
+"""Dialogue-state tracking: turn each message into updates of ``DialogueState``.
+
+Rule-based and fast (runs every turn, in well under a millisecond for typical messages): budget
+phrases ("under £20", "between 10 and 30 pounds"), exclusions ("no Lego", "not horror"),
+must-haves ("with a remote control"), the wanted category (words of the catalog's own category
+names), and catalog items the user names, with whether they liked or disliked them. It does not
+use the LM: state must be right even in ``--model none`` mode.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .catalog import Catalog
+from .matching import COMMON_WORDS, TitleMatcher, normalize
+from .state import DialogueState, Message
+
+_NUM = r"(\d+(?:[.,]\d{1,2})?)"
+_CUR = r"(?:£|\$|€|gbp\s*|usd\s*)?"
+_UNIT = r"(?:\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks))?"
+_NOT_MONEY = r"(?!\s*(?:s\b|years?|yrs?|yo\b|months?|year-olds?|cm|mm|m\b|kg|g\b|pieces?|pcs|%))"
+_BETWEEN = re.compile(rf"between\s+{_CUR}{_NUM}{_UNIT}\s*(?:and|to|-|–)\s*{_CUR}{_NUM}{_UNIT}", re.I)
+_RANGE = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:-|–|to)\s*{_CUR}{_NUM}", re.I)
+_MAX = re.compile(rf"\b(?:under|below|less than|cheaper than|max(?:imum)?|up to|no more than|at most|"
+                  rf"within|budget(?: is| of)?|not over|tops)\s*:?\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
+_MIN = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|from)\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
+_AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?)\s*((?:£|\$|€)){_NUM}", re.I)
+_BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
+
+_NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
+                       r"don'?t like|do not like|anything but|excluding|no more)\s+(?:any\s+|more\s+)?"
+                       r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+_NOT_TARGETS = COMMON_WORDS | frozenset(
+    "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
+    "seen watched heard tried interested looking keen fan big huge fond over under above below".split())
+_MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs?|including|"
+                   r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
+                   r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+_NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|not)\s+(?:really\s+)?"
+                            r"(?:like|love|enjoy|care|a fan|good|great|into)|\b(?:hate[sd]?|hating|"
+                            r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh)\b", re.I)
+_POS_SENTIMENT = re.compile(r"\b(?:like[sd]?|love[sd]?|loving|enjoy(?:ed|s)?|favou?rite|great|awesome|"
+                            r"amazing|good|fan of|into|adore[sd]?|fun|best)\b", re.I)
+_CLAUSE = re.compile(r"[.!?;]|\bbut\b|\bhowever\b|\bthough\b", re.I)
+
+
+class Tracker:
+    """Updates a ``DialogueState`` from messages. Shared (stateless) across sessions."""
+
+    def __init__(self, catalog: Catalog, matcher: TitleMatcher):
+        self.catalog = catalog
+        self.matcher = matcher
+        self.category_words = _category_words(catalog)
+
+    def observe(self, state: DialogueState, message: Message) -> None:
+        """Append ``message`` to the state and update what we know from it."""
+        state.messages.append(message)
+        if message.role == "assistant":
+            for match in self.matcher.find_in_text(message.content):
+                if match.item_id not in state.shown:
+                    state.shown.append(match.item_id)
+            return
+        text = message.content
+        self._update_budget(state, text)
+        self._update_terms(state, text)
+        category = self.detect_category(text)
+        if category:
+            state.prefs.category = category
+        for match in self.matcher.find_in_text(text):
+            sentiment = mention_sentiment(text, match.start, match.end)
+            state.mentioned[match.item_id] = sentiment
+            if sentiment < 0:
+                state.reject(match.item_id)
+
+    def _update_budget(self, state: DialogueState, text: str) -> None:
+        prefs = state.prefs
+        if m := (_BETWEEN.search(text) or _RANGE.search(text)):
+            lo, hi = sorted((_money(m.group(1)), _money(m.group(2))))
+            prefs.min_price, prefs.max_price = lo, hi
+            return
+        for m in _MAX.finditer(text):
+            if m.group(1) or m.group(3) or "budget" in m.group(0).lower() or _looks_like_price(text):
+                prefs.max_price = _money(m.group(2))
+        for m in _MIN.finditer(text):
+            if m.group(1) or m.group(3):
+                prefs.min_price = _money(m.group(2))
+        if m := _AROUND.search(text):
+            value = _money(m.group(2))
+            prefs.min_price, prefs.max_price = round(value * 0.75, 2), round(value * 1.25, 2)
+        if m := _BARE_BUDGET.search(text):
+            prefs.max_price = _money(m.group(1))
+        if prefs.min_price is not None and prefs.max_price is not None and prefs.min_price > prefs.max_price:
+            prefs.min_price = None
+
+    def _update_terms(self, state: DialogueState, text: str) -> None:
+        prefs = state.prefs
+        for m in _NEGATION.finditer(text):
+            term = _clean_term(m.group(1))
+            if term and term not in prefs.exclude:
+                prefs.exclude.append(term)
+                if term in prefs.must_have:
+                    prefs.must_have.remove(term)
+        for m in _MUST.finditer(text):
+            term = _clean_term(m.group(1))
+            if term and term not in prefs.must_have and term not in prefs.exclude:
+                prefs.must_have.append(term)
+
+    def detect_category(self, text: str) -> str | None:
+        words = {_stem(w) for w in normalize(text).split()}
+        best: tuple[float, str] | None = None
+        for category, keys in self.category_words.items():
+            hits = len(words & keys)
+            if hits:
+                score = hits / (len(keys) ** 0.5)
+                if best is None or score > best[0]:
+                    best = (score, category)
+        return best[1] if best else None
+
+
+def mention_sentiment(text: str, start: int, end: int) -> int:
+    """+1, -1 or 0 for how the clause around text[start:end] speaks of the item."""
+    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
+    lo = max(b for b in bounds if b <= start)
+    hi = min((b for b in bounds if b >= end), default=len(text))
+    clause = text[lo:start] + " " + text[end:hi]
+    if _NEG_SENTIMENT.search(clause):
+        return -1
+    if _POS_SENTIMENT.search(clause):
+        return 1
+    return 0
+
+
+def _category_words(catalog: Catalog) -> dict[str, set[str]]:
+    counts = Counter(c for c in (item.category for item in catalog) if c)
+    generic = {"and", "other", "misc", "accessories", "toys", "toy", "games", "game", "set", "sets", "kit", "kits"}
+    out: dict[str, set[str]] = {}
+    for category in counts:
+        words = {_stem(w) for w in normalize(category).split()} - generic
+        if words:
+            out[category] = words
+    return out
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _clean_term(raw: str) -> str | None:
+    words = [w for w in normalize(raw).split()]
+    while words and words[-1] in _NOT_TARGETS:
+        words.pop()
+    if not words or words[0] in _NOT_TARGETS or any(ch.isdigit() for ch in words[0]):
+        return None
+    return " ".join(words)
+
+
+def _money(raw: str) -> float:
+    return float(raw.replace(",", "."))
+
+
+def _looks_like_price(text: str) -> bool:
+    return bool(re.search(r"£|\$|€|pounds?|quid|budget|price|cost|spend", text, re.I))
