@@ -13,6 +13,7 @@ Weights live in ``RankWeights``; ``benchmarks/`` measures each signal's contribu
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
@@ -75,7 +76,10 @@ class Ranker:
         self.feedback_prior = prior
 
     def rank(self, state: DialogueState, k: int = 10, weights: RankWeights | None = None) -> list[Ranked]:
-        scores, signals = self.score(state, weights or self.weights)
+        return self.top(*self.score(state, weights or self.weights), k=k)
+
+    def top(self, scores: np.ndarray, signals: dict[str, np.ndarray], k: int) -> list[Ranked]:
+        """The ``k`` best items that no hard filter removed, best first."""
         k = min(k, int(np.isfinite(scores).sum()))
         if k <= 0:
             return []
@@ -87,7 +91,8 @@ class Ranker:
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         n = len(self.catalog)
         signals: dict[str, np.ndarray] = {}
-        texts = [t for t in state.user_texts() if t.strip()]
+        texts = [_without(t, state.prefs.exclude) for t in state.user_texts()]
+        texts = [t for t in texts if t.strip()]
         if texts and w.dense:
             vecs = self.index.encode(texts)
             decay = np.array([w.turn_decay ** (len(texts) - 1 - i) for i in range(len(texts))], dtype=np.float32)
@@ -185,3 +190,10 @@ def _has_word(text: str, term: str) -> bool:
             return True
         start = text.find(term, start + 1)
     return False
+
+
+def _without(text: str, terms: list[str]) -> str:
+    """The text minus its excluded terms, so "no Lego" does not pull the query towards Lego."""
+    for term in terms:
+        text = re.sub(rf"\b(?:no|not|without|avoid)?\s*{re.escape(term)}\b", " ", text, flags=re.I)
+    return text

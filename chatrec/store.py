@@ -145,6 +145,11 @@ class Store:
                 _ = t.recommendations, t.mentions
             return out
 
+    def recommended_items(self, turn_id: int) -> list[str]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Recommendation.item_id).where(Recommendation.turn_id == turn_id)
+                                  .order_by(Recommendation.rank)))
+
     def feedback_rows(self, conversation_id: str | None = None) -> list[Feedback]:
         with self.sessions() as s:
             q = select(Feedback).order_by(Feedback.id)

@@ -33,7 +33,7 @@ _NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t wa
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
     "seen watched heard tried interested looking keen fan big huge fond over under above below".split())
-_MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs?|including|"
+_MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 _NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|not)\s+(?:really\s+)?"
@@ -63,7 +63,7 @@ class Tracker:
         text = message.content
         self._update_budget(state, text)
         self._update_terms(state, text)
-        category = self.detect_category(text)
+        category = self.detect_category(_NEGATION.sub(" ", text))  # "no Hornby" is not a wish for Hornby
         if category:
             state.prefs.category = category
         for match in self.matcher.find_in_text(text):

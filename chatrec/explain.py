@@ -1,0 +1,36 @@
+"""One-line "why" for a recommended item, built only from the item's own data and what the user said.
+
+No LM and no invented facts: every clause quotes a catalog field (price, brand, rating, category,
+a must-have word found in the item's text) checked against the dialogue state.
+"""
+from __future__ import annotations
+
+from .catalog import Item
+from .matching import normalize
+from .state import DialogueState
+
+
+def explain(state: DialogueState, item: Item, currency: str = "£") -> str:
+    prefs = state.prefs
+    parts: list[str] = []
+    if prefs.category and item.category == prefs.category:
+        parts.append(f"in {item.category}")
+    text = normalize(item.search_text())
+    matched = [t for t in prefs.must_have if normalize(t) and normalize(t) in text]
+    if matched:
+        parts.append("has " + ", ".join(matched))
+    if item.price is not None and prefs.max_price is not None and item.price <= prefs.max_price:
+        parts.append(f"{currency}{item.price:.2f} fits your budget ({prefs.budget_text(currency)})")
+    elif item.price is not None and prefs.min_price is not None and item.price >= prefs.min_price:
+        parts.append(f"{currency}{item.price:.2f}, within your range")
+    if prefs.exclude:
+        parts.append("no " + ", ".join(prefs.exclude))
+    if item.rating is not None and item.rating >= 4.0:
+        reviews = f" from {item.review_count:,} reviews" if item.review_count else ""
+        parts.append(f"rated {item.rating:g}/5{reviews}")
+    if not parts:
+        if item.brand:
+            parts.append(f"by {item.brand}")
+        if item.category:
+            parts.append(f"a {item.category} pick close to what you described")
+    return "; ".join(parts)[:1].upper() + "; ".join(parts)[1:] if parts else "Close to what you described"

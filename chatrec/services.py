@@ -1,0 +1,94 @@
+"""Shared resources, built once at start-up and passed to every session: catalog, indexes, LM, store.
+
+Nothing here holds per-user data. If the language model cannot be loaded, the app still starts
+in no-LM mode and ``notices`` says why, so the UI and the CLI can tell the user.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .backends import LMBackend, load_backend, prepare_hub_access
+from .catalog import Catalog, load_catalog
+from .collab import CollaborativeModel
+from .errors import ModelLoadError
+from .grounding import Grounder
+from .index import EmbeddingIndex, SentenceTransformerEmbedder, build_index
+from .lexical import LexicalIndex
+from .matching import TitleMatcher
+from .prompts import PromptBuilder
+from .ranker import Ranker
+from .settings import Settings
+from .store import Store
+from .tracker import Tracker
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    index: EmbeddingIndex
+    matcher: TitleMatcher
+    tracker: Tracker
+    ranker: Ranker
+    grounder: Grounder
+    prompts: PromptBuilder
+    store: Store
+    backend: LMBackend | None
+    notices: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.name if self.backend is not None else "none"
+
+
+def build_services(settings: Settings, *, progress: Progress | None = None,
+                   backend: LMBackend | None | str = "load", store: Store | None = None) -> Services:
+    """Build everything from ``settings``. Pass ``backend`` to inject one (tests), ``None`` for no LM."""
+    say = progress or (lambda msg: log.info(msg))
+    timings: dict[str, float] = {}
+    notices: list[str] = []
+    if backend == "load":
+        prepare_hub_access(settings.model)  # before any Hugging Face import
+
+    t = time.perf_counter()
+    say(f"Loading catalog {settings.catalog}...")
+    catalog = load_catalog(settings.catalog, skip_bad_rows=settings.skip_bad_rows)
+    if catalog.warnings:
+        notices.append(f"Skipped {len(catalog.warnings)} bad catalog row(s); first: {catalog.warnings[0]}")
+    timings["catalog_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say(f"Loading embedding model {settings.embedder}...")
+    embedder = SentenceTransformerEmbedder(settings.embedder, device="cpu" if settings.device == "cpu" else "auto")
+    index = build_index(catalog, embedder, settings.cache_dir, progress=say)
+    timings["index_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    matcher = TitleMatcher(catalog)
+    collab = CollaborativeModel.from_csv(settings.interactions, catalog) if settings.interactions else None
+    ranker = Ranker(catalog, index, LexicalIndex(catalog), collab)
+    prompts = PromptBuilder(catalog)
+    grounder = Grounder(catalog, matcher, index, markers=prompts.constraint_markers)
+    store = store or Store(settings.db_url, privacy=settings.privacy)
+    ranker.set_feedback(store.item_feedback())
+    timings["ranking_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if backend == "load":
+        say(f"Loading language model {settings.model}...")
+        try:
+            backend = load_backend(settings)
+        except ModelLoadError as exc:
+            notices.append(f"Running without a language model: {exc}")
+            log.warning("%s", exc)
+            backend = None
+    timings["model_s"] = time.perf_counter() - t
+    return Services(settings, catalog, index, matcher, Tracker(catalog, matcher), ranker, grounder, prompts,
+                    store, backend, notices, timings)
