@@ -15,7 +15,7 @@ from .catalog import Catalog, load_catalog
 from .collab import CollaborativeModel
 from .errors import ModelLoadError
 from .grounding import Grounder
-from .index import EmbeddingIndex, SentenceTransformerEmbedder, build_index
+from .index import Embedder, EmbeddingIndex, SentenceTransformerEmbedder, build_index
 from .lexical import LexicalIndex
 from .matching import TitleMatcher
 from .prompts import PromptBuilder
@@ -49,8 +49,10 @@ class Services:
 
 
 def build_services(settings: Settings, *, progress: Progress | None = None,
-                   backend: LMBackend | None | str = "load", store: Store | None = None) -> Services:
-    """Build everything from ``settings``. Pass ``backend`` to inject one (tests), ``None`` for no LM."""
+                   backend: LMBackend | None | str = "load", store: Store | None = None,
+                   embedder: Embedder | None = None) -> Services:
+    """Build everything from ``settings``. Inject ``backend`` (``None`` for no LM), ``store`` or
+    ``embedder`` to replace the configured ones (tests, benchmarks)."""
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
     notices: list[str] = []
@@ -66,7 +68,8 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
 
     t = time.perf_counter()
     say(f"Loading embedding model {settings.embedder}...")
-    embedder = SentenceTransformerEmbedder(settings.embedder, device="cpu" if settings.device == "cpu" else "auto")
+    if embedder is None:
+        embedder = SentenceTransformerEmbedder(settings.embedder, device="cpu" if settings.device == "cpu" else "auto")
     index = build_index(catalog, embedder, settings.cache_dir, progress=say)
     timings["index_s"] = time.perf_counter() - t
 

@@ -177,19 +177,26 @@ def _catalog_titles(path: Path) -> Iterator[str]:
                 yield title
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chatrec.tinymodel",
-        description="Build a tiny random chat model (untrained: replies are random tokens) for offline tests/demos.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path, help="directory to write the model and tokenizer to")
     parser.add_argument("--catalog", type=Path, help="JSONL catalog whose titles are added to the tokenizer corpus")
     parser.add_argument("--vocab-size", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     titles = list(_catalog_titles(args.catalog)) if args.catalog else []
     out = build_tiny_model(args.out_dir, corpus=titles, vocab_size=args.vocab_size, seed=args.seed)
     print(f"wrote tiny model to {out} ({len(titles)} catalog titles in tokenizer corpus)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m chatrec.tinymodel",
+        description="Build a tiny random chat model (untrained: replies are random tokens) for offline tests/demos.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

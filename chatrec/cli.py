@@ -1,0 +1,86 @@
+"""``python -m chatrec COMMAND``: the command-line entry point.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+this file only registers them and turns ``ChatrecError`` into a one-line message and exit code 2.
+Shared flags (model, catalog, db, ...) are defined once in :func:`add_common` and turned into a
+``Settings`` by :func:`settings_from_args`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from .errors import ChatrecError
+from .settings import Settings
+
+COMMANDS = {
+    "chat": ("chatrec.chat_cli", "chat in the terminal, one turn per MESSAGE"),
+    "eval": ("chatrec.evaluate", "rank catalog items for recorded dialogues and report Recall@K"),
+    "simulate": ("chatrec.simulate", "simulated shoppers with hidden targets; report success@k"),
+    "bench": ("chatrec.bench", "measure decode speed, time to first token, overheads, search"),
+    "export": ("chatrec.export", "export conversations, recommendations and feedback (CSV/Parquet)"),
+    "retention": ("chatrec.retention", "delete conversations older than N days, with their feedback"),
+    "tiny-model": ("chatrec.tinymodel", "build a tiny random chat model for offline tests and demos"),
+}
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Flags every command that builds the pipeline accepts. Unset flags fall back to CHATREC_* env."""
+    g = parser.add_argument_group("pipeline")
+    g.add_argument("--model", help="model id or path, 'openai:NAME', 'fake' or 'none' [CHATREC_MODEL]")
+    g.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL [CHATREC_BASE_URL]")
+    g.add_argument("--catalog", help="catalog file, .jsonl or .csv [CHATREC_CATALOG]")
+    g.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
+                   help="drop malformed catalog rows instead of failing")
+    g.add_argument("--interactions", help="optional interactions CSV for collaborative signals")
+    g.add_argument("--embedder", help="sentence-transformers model id or path [CHATREC_EMBEDDER]")
+    g.add_argument("--db", help="SQLAlchemy database URL [CHATREC_DB]")
+    g.add_argument("--home", help="folder for the cache and the default SQLite database [CHATREC_HOME]")
+    g.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where the LM runs [CHATREC_DEVICE]")
+    g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+    g.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    g.add_argument("--temperature", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--no-constrain", dest="constrain", action="store_false", default=None,
+                   help="let the LM write item names freely (post-hoc grounding only)")
+    g.add_argument("--privacy", action="store_true", default=None, help="store only hashes of conversation text")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    names = {f for f in Settings.__dataclass_fields__}
+    return Settings.load({k: v for k, v in vars(args).items() if k in names})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chatrec", description="chatrec: a grounded conversational recommender")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            p.set_defaults(_missing=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "_missing", False):
+        parser.error(f"command {args.command!r} is not available in this build")
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ChatrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
