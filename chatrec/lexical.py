@@ -5,6 +5,8 @@ embeddings blur. Scores are returned for every item so the ranker can mix them w
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .catalog import Catalog
@@ -14,6 +16,7 @@ class LexicalIndex:
     def __init__(self, catalog: Catalog):
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
         self._bm25s = bm25s
         corpus = [item.search_text() for item in catalog]
         tokens = bm25s.tokenize(corpus, stopwords="en", show_progress=False)

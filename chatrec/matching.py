@@ -117,7 +117,7 @@ class TitleMatcher:
         for w in words[:2]:
             postings = self.word_index.get(w, ())
             if len(postings) <= 5000:
-                block |= postings
+                block.update(postings)
         if not block:
             block = self._typo_block(words)
         if not block:
@@ -140,7 +140,7 @@ class TitleMatcher:
             for near, _, _ in process.extract(w, vocab, scorer=fuzz.ratio, score_cutoff=80, limit=3):
                 postings = self.word_index[near]
                 if len(postings) <= 5000:
-                    block |= postings
+                    block.update(postings)
         return block
 
     # -- free text ---------------------------------------------------------------------------

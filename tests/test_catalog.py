@@ -1,0 +1,113 @@
+"""Catalog loading: the EVAL.md format in JSONL and CSV, and clear errors naming file and line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chatrec.catalog import load_catalog
+from chatrec.errors import CatalogError
+from conftest import ROOT, SMALL_CATALOG, write_jsonl
+
+GOOD = {"id": "a", "title": "Alpha"}
+
+
+def test_demo_catalog_ships_all_products_with_fields():
+    catalog = load_catalog(ROOT / "catalog" / "toys.jsonl")
+    assert len(catalog) == 863
+    assert catalog.warnings == []
+    with_price = [i for i in catalog if i.price is not None]
+    assert len(with_price) == 718
+    item = catalog.by_id["f82cb6573e01270552f1649a1f1f5f24"]
+    assert item.title == "Hornby R1151 Caledonian Belle 00 Gauge Electric Train Set"
+    assert (item.price, item.brand, item.rating, item.review_count) == (63.99, "Hornby", 4.4, 97)
+    assert (ROOT / "catalog" / "LICENSE").read_text().count("CC BY-SA 4.0") >= 1
+
+
+def test_jsonl_round_trip_of_all_fields(small_catalog_path):
+    catalog = load_catalog(small_catalog_path)
+    assert [i.id for i in catalog] == [r["id"] for r in SMALL_CATALOG]
+    t1 = catalog.by_id["t1"]
+    assert (t1.title, t1.category, t1.price, t1.brand, t1.review_count) == (
+        "Hornby Express Train Set", "Trains", 79.99, "Hornby", 120)
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"title": "No id"}', "missing or empty 'id'"),
+    ('{"id": "x", "title": "   "}', "missing or empty 'title'"),
+    ('{"id": "x"}', "missing or empty 'title'"),
+    ('{"id": "a", "title": "Duplicate"}', "duplicate id 'a' (first on line 1)"),
+    ('{"id": "x", "title": "T", "price": "cheap"}', "'price' must be a number, got 'cheap'"),
+    ('{"id": "x", "title": "T", "price": -3}', "'price' must be a non-negative number"),
+    ('{"id": "x", "title": "T", "price": true}', "'price' must be a number"),
+    ('{"id": "x", "title": "T", "attributes": [1, 2]}', "'attributes' must be an object"),
+    ('{"id": "x", "title": "T", "attributes": {"k": {"nested": 1}}}', "attribute 'k' must be a string, number or list"),
+    ('{"id": "x", "title": "T", "description": 5}', "'description' must be a string"),
+    ('{"id": "x", "title": "T"', "unparsable JSON"),
+    ('["a", "b"]', "expected an object, got list"),
+])
+def test_bad_jsonl_row_is_reported_with_file_and_line(tmp_path, line, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as err:
+        load_catalog(path)
+    assert err.value.problems == [f"{path}:2: {reason}"] or err.value.problems[0].startswith(f"{path}:2: {reason}")
+    assert "--skip-bad-rows" in str(err.value)
+
+
+def test_skip_bad_rows_keeps_good_rows_and_lists_the_bad(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"id": "a", "title": "A"}\n\nnot json\n{"id": "b", "title": "B 🧸 مرحبا"}\n{"id": "a", "title": "A2"}\n',
+                    encoding="utf-8")
+    catalog = load_catalog(path, skip_bad_rows=True)
+    assert [i.id for i in catalog] == ["a", "b"]
+    assert catalog.by_id["b"].title == "B 🧸 مرحبا"
+    assert [w.split(": ")[0] for w in catalog.warnings] == [f"{path}:3", f"{path}:5"]
+
+
+def test_csv_with_json_attributes(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text('id,title,description,category,price,attributes\n'
+                    '1,"Kite, red",A kite,Outdoor,5.5,"{""brand"": ""Acme"", ""colors"": [""red""]}"\n'
+                    '2,Ball,,Outdoor,,\n', encoding="utf-8")
+    catalog = load_catalog(path)
+    assert catalog.by_id["1"].title == "Kite, red"
+    assert catalog.by_id["1"].attributes == {"brand": "Acme", "colors": ["red"]}
+    assert catalog.by_id["2"].price is None and catalog.by_id["2"].description == ""
+
+
+def test_csv_bad_attributes_names_the_line(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text('id,title,attributes\n1,Kite,{}\n2,Ball,{broken\n', encoding="utf-8")
+    with pytest.raises(CatalogError) as err:
+        load_catalog(path)
+    assert err.value.problems == [f"{path}:3: 'attributes' column is not valid JSON"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "no usable items"),
+    ("id,name\n1,x\n", "CSV header must name at least 'id' and 'title'"),
+])
+def test_unusable_files(tmp_path, content, message):
+    path = tmp_path / ("c.csv" if "," in content else "c.jsonl")
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(path)
+
+
+def test_missing_and_non_utf8_files(tmp_path):
+    with pytest.raises(CatalogError, match="does not exist: pass --catalog PATH"):
+        load_catalog(tmp_path / "nope.jsonl")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"id": "1", "title": "Caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8"):
+        load_catalog(latin)
+
+
+def test_fingerprint_changes_with_any_edit(tmp_path):
+    a = load_catalog(write_jsonl(tmp_path / "a.jsonl", SMALL_CATALOG))
+    edited = [dict(r) for r in SMALL_CATALOG]
+    edited[3]["price"] = 88.0
+    b = load_catalog(write_jsonl(tmp_path / "b.jsonl", edited))
+    assert a.fingerprint() != b.fingerprint()
+    assert a.fingerprint() == load_catalog(tmp_path / "a.jsonl").fingerprint()

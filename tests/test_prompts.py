@@ -1,0 +1,86 @@
+"""Prompt building: strict templates from prompts/, candidates and state in the system prompt,
+oldest turns trimmed to fit the budget (never the system prompt or the current message)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from chatrec.catalog import load_catalog
+from chatrec.errors import ConfigError, InputError
+from chatrec.prompts import PROMPTS_DIR, PromptBuilder
+from chatrec.state import DialogueState, Message
+
+
+def words(messages) -> int:
+    return sum(len(m["content"].split()) for m in messages)
+
+
+@pytest.fixture
+def catalog(small_catalog_path):
+    return load_catalog(small_catalog_path)
+
+
+def test_system_prompt_lists_candidates_with_markers_and_state(catalog):
+    builder = PromptBuilder(catalog)
+    state = DialogueState(messages=[Message("user", "a train under £30")])
+    state.prefs.max_price = 30.0
+    state.prefs.exclude.append("lego")
+    state.reject("d1")
+    system = builder.system_prompt(state, [catalog.by_id["t2"], catalog.by_id["t3"]])
+    assert "1. [[Wooden Train Track Starter]] | £19.50 | brand: BigJigs | Trains | rated 4.2/5" in system
+    assert "2. [[Thomas Tank Engine]] | £9.99" in system
+    assert "- budget: under £30" in system
+    assert "- does not want: lego" in system
+    assert "- rejected (never recommend again): Barbie Dreamhouse Doll" in system
+
+
+def test_no_candidates_tells_the_model_to_ask(catalog):
+    system = PromptBuilder(catalog).system_prompt(DialogueState(), [])
+    assert "(no items match the current constraints" in system
+    assert "- nothing specific yet" in system
+
+
+def test_oldest_turns_are_trimmed_first(catalog):
+    builder = PromptBuilder(catalog)
+    state = DialogueState()
+    for i in range(6):
+        state.messages += [Message("user", f"user turn {i} " + "word " * 20), Message("assistant", f"reply {i} " + "x " * 20)]
+    state.messages.append(Message("user", "latest question"))
+    system_words = words([{"content": builder.system_prompt(state, [catalog.by_id["t1"]])}])
+    messages = builder.build(state, [catalog.by_id["t1"]], words, budget=system_words + 100)
+    assert messages[0]["role"] == "system" and "[[Hornby Express Train Set]]" in messages[0]["content"]
+    assert messages[-1] == {"role": "user", "content": "latest question"}
+    assert messages[1]["role"] == "user"  # the window starts on a user turn
+    assert words(messages) <= system_words + 100
+    assert len(messages) < 1 + len(state.messages)
+    kept = [m["content"] for m in messages[1:]]
+    assert kept == [m.content for m in state.messages[-len(kept):]]  # a suffix: newest kept, oldest dropped
+
+
+def test_a_message_too_long_for_the_context_is_a_clear_error(catalog):
+    state = DialogueState(messages=[Message("user", "word " * 500)])
+    with pytest.raises(InputError, match="too long for the model's context window"):
+        PromptBuilder(catalog).build(state, [], words, budget=200)
+
+
+def test_template_with_unknown_variable_fails_on_load(catalog, tmp_path):
+    shutil.copytree(PROMPTS_DIR, tmp_path / "p")
+    (tmp_path / "p" / "state.j2").write_text("{{ user_secret }} {{ state.budget }}")
+    with pytest.raises(ConfigError, match=r"system.j2 uses undefined variable\(s\) user_secret"):
+        PromptBuilder(catalog, prompt_dir=tmp_path / "p")
+
+
+def test_missing_template_fails_on_load(catalog, tmp_path):
+    shutil.copytree(PROMPTS_DIR, tmp_path / "p")
+    (tmp_path / "p" / "reply_none.j2").unlink()
+    with pytest.raises(ConfigError, match="reply_none.j2 is missing"):
+        PromptBuilder(catalog, prompt_dir=tmp_path / "p")
+
+
+def test_none_reply_lists_the_items_and_asks_for_budget(catalog):
+    state = DialogueState(messages=[Message("user", "trains")])
+    reply = PromptBuilder(catalog).none_reply(state, [catalog.by_id["t3"], catalog.by_id["t2"]])
+    assert "1. **Thomas Tank Engine** — £9.99, rated 4.8/5" in reply
+    assert "2. **Wooden Train Track Starter** — £19.50" in reply
+    assert reply.endswith("Do you have a budget in mind?")
