@@ -90,7 +90,6 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
             backend = load_backend(settings)
         except ModelLoadError as exc:
             notices.append(f"Running without a language model: {exc}")
-            log.warning("%s", exc)
             backend = None
     timings["model_s"] = time.perf_counter() - t
     return Services(settings, catalog, index, matcher, Tracker(catalog, matcher), ranker, grounder, prompts,

@@ -115,8 +115,7 @@ class TransformersBackend:
 
 
 def _load_hint(model: str, exc: Exception) -> str:
-    looks_like_path = model.startswith((".", "/", "~")) or Path(model).suffix != ""
-    if looks_like_path or Path(model).expanduser().exists():
+    if model.startswith((".", "/", "~")) or Path(model).expanduser().exists():
         where = f"no usable model at path {model!r}"
     else:
         where = f"model {model!r} is not available locally and the hub cannot be reached"
