@@ -6,11 +6,13 @@ Three kinds of mention in a reply:
 2. catalog titles written in free text (found by ``TitleMatcher.find_in_text``);
 3. item-like phrases (``**bold**``, "quoted", list-item heads) that may name an invented product.
 Each phrase goes exact -> normalised -> fuzzy (rapidfuzz) -> embedding similarity, each with its
-own threshold. Only grounded mentions can become recommendations; the rest are returned as
+own threshold (``fuzzy_min`` tuned with ``benchmarks/grounding.py --tune`` on one seed of
+perturbed and invented mentions, reported on another). Only grounded mentions can become recommendations; the rest are returned as
 ``ungrounded`` so they are logged and flagged in the reply, never shown as items.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -19,6 +21,7 @@ from .catalog import Catalog, Item
 from .index import EmbeddingIndex
 from .matching import TitleMatcher, normalize
 
+log = logging.getLogger(__name__)
 _BOLD = re.compile(r"\*\*([^*\n]{3,120})\*\*")
 _QUOTED = re.compile(r"[\"“]([^\"”\n]{3,120})[\"”]")
 _LIST_HEAD = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+([^\n:–—]{3,120}?)\s*(?:[:–—]| - |\(|$)", re.M)
@@ -61,7 +64,7 @@ class Grounding:
 
 class Grounder:
     def __init__(self, catalog: Catalog, matcher: TitleMatcher, index: EmbeddingIndex | None = None,
-                 markers: tuple[str, str] = ("[[", "]]"), fuzzy_min: float = 0.88, embedding_min: float = 0.85):
+                 markers: tuple[str, str] = ("[[", "]]"), fuzzy_min: float = 0.90, embedding_min: float = 0.85):
         self.catalog = catalog
         self.matcher = matcher
         self.index = index
@@ -80,6 +83,10 @@ class Grounder:
             mentions.append(GroundedMention(phrase, item_id, method if item_id else "none", conf,
                                             m.start(), m.end(), "span"))
             covered[m.start():m.end()] = [True] * (m.end() - m.start())
+        unfinished = self._unfinished_span(reply, covered, by_title)
+        if unfinished is not None:
+            mentions.append(unfinished)
+            covered[unfinished.start:] = [True] * (len(reply) - unfinished.start)
         masked = "".join(" " if c else ch for ch, c in zip(reply, covered))
         for match in self.matcher.find_in_text(masked):
             if len(normalize(match.text)) < 4:
@@ -94,7 +101,25 @@ class Grounder:
             mentions.append(GroundedMention(phrase, item_id, method if item_id else "none", conf, start, end, "text"))
             covered[start:end] = [True] * (end - start)
         mentions.sort(key=lambda m: m.start)
+        for m in mentions:
+            if not m.grounded:  # named by the LM, in no catalog: flagged in the reply, never recommended
+                log.info("ungrounded mention %r (%s)", m.text, m.source)
         return Grounding(mentions)
+
+    def _unfinished_span(self, reply: str, covered: list[bool], by_title: dict[str, str]) -> GroundedMention | None:
+        """A span the model was cut off in (max tokens): grounded when it starts exactly one candidate
+        title, which is what constrained decoding was writing; otherwise matched like any phrase."""
+        start = reply.rfind(self.open)
+        if start < 0 or covered[start] or self.close in reply[start:]:
+            return None
+        phrase = reply[start + len(self.open):].strip()
+        if not phrase:
+            return None
+        owners = [item_id for title, item_id in by_title.items() if title.startswith(phrase)]
+        if len(set(owners)) == 1:
+            return GroundedMention(phrase, owners[0], "span", 0.9, start, len(reply), "span")
+        item_id, method, conf = self.ground_phrase(phrase, by_title)
+        return GroundedMention(phrase, item_id, method if item_id else "none", conf, start, len(reply), "span")
 
     def ground_phrase(self, phrase: str, preferred: dict[str, str] | None = None) -> tuple[str | None, str, float]:
         """(item id or None, method, confidence) for one phrase meant to name an item."""
@@ -126,18 +151,23 @@ def render_reply(reply: str, grounding: Grounding, markers: tuple[str, str] = ("
     """Reply text for display: grounded items in bold, ungrounded ones struck through and flagged."""
     out, last = [], 0
     for m in sorted(grounding.mentions, key=lambda m: m.start):
-        if m.start < last:
+        start, end = m.start, m.end
+        if not m.grounded and reply[start - 2:start] == "**" == reply[end:end + 2]:
+            start, end = start - 2, end + 2  # a struck-through flag, not a bold one
+        if start < last:
             continue
-        out.append(reply[last:m.start])
+        out.append(reply[last:start])
         surface = reply[m.start:m.end]
         if m.source == "span":
-            surface = surface[len(markers[0]):len(surface) - len(markers[1])]
+            closed = surface.endswith(markers[1])
+            surface = surface[len(markers[0]):len(surface) - len(markers[1]) * closed]
+            surface += "" if closed or not m.grounded else "…"  # cut off mid-title
         if m.grounded:
             title = surface if m.source == "text" else surface.strip()
             out.append(f"**{title}**" if m.source == "span" else surface)
         else:
             out.append(f"~~{surface}~~ _(not in our catalog)_")
-        last = m.end
+        last = end
     out.append(reply[last:])
     text = "".join(out)
     # An unfinished span (the model stopped mid-item) must not leave raw markers behind.

@@ -4,7 +4,9 @@ Templates are data, not Python strings. Each template is checked on load against
 this module provides for it: a template that uses an unknown variable fails at start-up with a
 message naming it, not mid-conversation. The chat template of the model itself is applied by the
 backend; this module produces the role/content messages and trims the *oldest* turns when the
-conversation no longer fits, never the system prompt (which carries the candidates).
+conversation no longer fits, never the system prompt (which carries state and candidates) or the
+latest message. With ``context_after_history`` state and candidates go in front of the latest
+message instead, so system prompt + history are a stable prefix a backend can keep cached.
 """
 from __future__ import annotations
 
@@ -24,14 +26,22 @@ PROMPTS_DIR = PROJECT_ROOT / "prompts"
 CURRENCY = "£"
 # Variables each top-level template may use (includes are checked with their parent).
 TEMPLATE_VARS: dict[str, set[str]] = {
-    "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles"},
+    "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
+                  "context_after_history"},
     "reply_none.j2": {"items", "state", "currency", "first_turn"},
+    "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
+                "context_after_history"},
+    "reply_prefix.j2": {"candidates", "state", "open", "close"},
 }
 
 
 class PromptBuilder:
-    def __init__(self, catalog: Catalog, prompt_dir: Path = PROMPTS_DIR, constraint_markers=("[[", "]]")):
+    def __init__(self, catalog: Catalog, prompt_dir: Path = PROMPTS_DIR, constraint_markers=("[[", "]]"),
+                 context_after_history: bool = False):
         self.catalog = catalog
+        # True: state and candidates go in front of the latest user message instead of the system
+        # prompt, so system prompt + history stay a stable prefix whose KV cache a backend can reuse.
+        self.context_after_history = context_after_history
         self.open, self.close = constraint_markers
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(prompt_dir)),
                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
@@ -71,10 +81,23 @@ class PromptBuilder:
         return SpanConstraint(titles=[c.title for c in candidates], open=self.open, close=self.close)
 
     def system_prompt(self, state: DialogueState, candidates: Sequence[Item]) -> str:
-        return self.templates["system.j2"].render(
+        return self._render("system.j2", state, candidates)
+
+    def turn_context(self, state: DialogueState, candidates: Sequence[Item]) -> str:
+        """State and candidates, put in front of the latest user message (see ``build``)."""
+        return self._render("turn.j2", state, candidates)
+
+    def _render(self, name: str, state: DialogueState, candidates: Sequence[Item]) -> str:
+        return self.templates[name].render(
             candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
             close=self.close, currency=CURRENCY, liked_titles=self._titles(state.summary()["liked"]),
-            rejected_titles=self._titles(state.rejected)).strip()
+            rejected_titles=self._titles(state.rejected), context_after_history=self.context_after_history).strip()
+
+    def reply_prefix(self, state: DialogueState, candidates: Sequence[Item]) -> str:
+        """The pre-filled opening of the LM's reply (``reply_prefix.j2``), e.g. ``"1. [["``."""
+        return self.templates["reply_prefix.j2"].render(
+            candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
+            close=self.close).strip("\n")
 
     def none_reply(self, state: DialogueState, items: Sequence[Item]) -> str:
         return self.templates["reply_none.j2"].render(
@@ -88,6 +111,8 @@ class PromptBuilder:
         history = state.to_messages()
         if not history or history[-1]["role"] != "user":
             raise InputError("the conversation must end with a user message")
+        if self.context_after_history:
+            history[-1] = {"role": "user", "content": f"{self.turn_context(state, candidates)}\n{history[-1]['content']}"}
         # Drop the oldest turns while over budget; keep at least the current user message.
         start = 0
         while True:

@@ -29,6 +29,9 @@ class GenerationOptions:
     top_p: float = 0.9
     seed: int | None = None
     constraint: SpanConstraint | None = None
+    # Text the reply starts with, pre-filled after the generation prompt (prompts/reply_prefix.j2);
+    # the backend yields it as the first piece. Backends that cannot pre-fill ignore it.
+    reply_prefix: str = ""
     stop: list[str] = field(default_factory=list)
 
 

@@ -2,11 +2,14 @@
 
 Selected with ``--model openai:NAME --base-url URL``. Such servers cannot run our logits
 processor, so ``supports_constraints`` is False: every item the reply names is grounded post hoc
-and nothing ungrounded is shown as a recommendation.
+and nothing ungrounded is shown as a recommendation. A stream that ends without a
+``finish_reason`` (the connection dropped mid-reply) is an error, not a short answer.
 """
 from __future__ import annotations
 
 from typing import Iterator
+
+import httpx
 
 from ..errors import GenerationError, ModelLoadError
 from .base import GenerationOptions, Messages
@@ -37,8 +40,13 @@ class OpenAIBackend:
                 model=self.model, messages=messages, stream=True, max_tokens=options.max_new_tokens,
                 temperature=options.temperature, top_p=options.top_p, seed=options.seed,
                 stop=options.stop or None)
+            finished = False
             for chunk in response:
-                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        except self._openai.OpenAIError as exc:
+                choice = chunk.choices[0] if chunk.choices else None
+                if choice is not None and choice.delta and choice.delta.content:
+                    yield choice.delta.content
+                finished = finished or bool(choice is not None and choice.finish_reason)
+        except (self._openai.OpenAIError, httpx.HTTPError) as exc:
             raise GenerationError(f"the model server at {self.client.base_url} failed: {exc}") from exc
+        if not finished:  # the connection closed mid-reply: a cut-off answer must not pass as complete
+            raise GenerationError(f"the model server at {self.client.base_url} ended the reply without finishing it")
