@@ -99,3 +99,49 @@ def read_interactions(path: str | Path) -> list[tuple[str, str, float]]:
                 raise CatalogError(f"{path}:{reader.line_num}: rating {raw!r} is not a number") from None
             out.append((row["user_id"], row["item_id"], rating))
     return out
+
+
+class TargetPrior:
+    """What human recommenders suggested in *other* dialogues (a training split, or the other
+    cross-validation folds): how often each item was suggested, and which items were suggested
+    after which items had been named (mention -> target co-occurrence). Never built from the
+    dialogues being scored; ``benchmarks/ranking.py`` shows the cross-validated effect."""
+
+    def __init__(self, catalog: Catalog, counts: np.ndarray, cooc: sparse.csr_matrix):
+        self.catalog = catalog
+        self.counts = counts
+        self.cooc = cooc
+
+    @classmethod
+    def from_dialogues(cls, catalog: Catalog, matcher, dialogues) -> "TargetPrior":
+        """``dialogues``: objects with ``.context`` [(role, text)] and ``.targets`` [item id]."""
+        pos = catalog.position
+        counts = np.zeros(len(catalog), dtype=np.float32)
+        rows: list[int] = []
+        cols: list[int] = []
+        for d in dialogues:
+            targets = [pos[t] for t in d.targets if t in pos]
+            named = {pos[m.item_id] for _, text in d.context for m in matcher.find_in_text(text)}
+            for t in targets:
+                counts[t] += 1
+                for n in named - {t}:
+                    rows.append(n)
+                    cols.append(t)
+        data = np.ones(len(rows), dtype=np.float32)
+        cooc = sparse.csr_matrix((data, (rows, cols)), shape=(len(catalog), len(catalog)), dtype=np.float32)
+        return cls(catalog, counts, cooc)
+
+    def popularity(self) -> np.ndarray:
+        """log-scaled suggestion counts in [0, 1]."""
+        p = np.log1p(self.counts)
+        return p / p.max() if p.max() > 0 else p
+
+    def following(self, seeds: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
+        """How often each item was suggested after the seed items were named, in [0, 1]."""
+        out = np.zeros(len(self.catalog), dtype=np.float32)
+        weights = list(weights) if weights is not None else [1.0] * len(seeds)
+        for seed, w in zip(seeds, weights):
+            row = self.cooc.getrow(seed)
+            if row.nnz:
+                out[row.indices] += w * np.log1p(row.data)
+        return out / out.max() if out.max() > 0 else out

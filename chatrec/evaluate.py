@@ -59,6 +59,33 @@ class Tally:
                 for k in self.ks}
 
 
+class CachedEncoder:
+    """Wraps an embedder with a per-text cache: the turns of one conversation share their earlier
+    messages, so replaying every turn would otherwise re-encode the same texts many times."""
+
+    def __init__(self, embedder, max_items: int = 50_000):
+        self.embedder = embedder
+        self.name = embedder.name
+        self.max_items = max_items
+        self._cache: dict[str, object] = {}
+
+    def encode(self, texts, progress: bool = False):
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            if len(self._cache) + len(missing) > self.max_items:
+                self._cache.clear()
+            self._cache.update(zip(missing, self.embedder.encode(missing)))
+        return np.stack([self._cache[t] for t in texts]) if texts else self.embedder.encode(texts)
+
+
+def cache_query_encodings(services) -> None:
+    """Make the ranker's query encoder remember texts (evaluation and benchmarks only)."""
+    if services.index.embedder is not None and not isinstance(services.index.embedder, CachedEncoder):
+        services.index.embedder = CachedEncoder(services.index.embedder)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     cli.add_common(parser)
     parser.add_argument("--dialogues", required=True, help="dialogues JSONL (id, context, targets)")
@@ -221,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
 
         services.ranker.set_target_prior(TargetPrior.from_dialogues(
             services.catalog, services.matcher, load_dialogues(args.train_dialogues)))
+    cache_query_encodings(services)
     skipped = sum(1 for d in dialogues for t in d.targets if t not in services.catalog.position)
     tally = evaluate(services, dialogues, ks, progress=args.progress)
     out = report(services, tally, args, skipped)

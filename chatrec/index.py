@@ -4,7 +4,10 @@ The cache file is keyed by the embedder's name and the catalog's content fingerp
 restart with the same model and catalog loads vectors instead of re-encoding, and any edit to
 the catalog (or a different model) gets a fresh file. A corrupt or mismatched cache file is
 detected and rebuilt. Search is exact (one matrix product) up to ``ANN_THRESHOLD`` items and an
-hnswlib graph beyond. This module knows nothing about dialogue or ranking.
+hnswlib graph beyond; the graph is cached next to the vectors, because building it for a million
+items takes minutes and loading it takes seconds. Query texts are embedded once: a small LRU keeps
+each text's vector, since the ranker re-encodes every earlier user turn on every turn.
+This module knows nothing about dialogue or ranking.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import hashlib
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -22,6 +28,12 @@ from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 ANN_THRESHOLD = 200_000
+# hnswlib graph parameters: M=16 / ef_construction=64 reaches recall@10 >= 0.95 at ef_search=64
+# on sentence embeddings (see benchmarks/ and ``python -m chatrec bench --only search``).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 64
+QUERY_CACHE_SIZE = 4096
 
 
 class Embedder(Protocol):
@@ -61,28 +73,78 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=progress)
+        if len(texts) <= SMALL_BATCH and self.model.device.type == "cpu":
+            with _one_thread():
+                vectors = self._encode(texts, progress)
+        else:
+            vectors = self._encode(texts, progress)
         return np.asarray(vectors, dtype=np.float32)
+
+    def _encode(self, texts: Sequence[str], progress: bool):
+        return self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=progress)
+
+
+SMALL_BATCH = 4
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _one_thread():
+    """Encode a query or two on one thread: a dozen tokens do not split usefully across cores, and
+    when another session's LM is decoding on those cores, waiting on a second thread costs 10x
+    (measured: 44 ms vs 440 ms median per query on a busy 2-core machine)."""
+    import torch
+
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 class EmbeddingIndex:
     """Item vectors in catalog order, with exact or approximate top-k search."""
 
-    def __init__(self, vectors: np.ndarray, embedder: Embedder | None = None):
+    def __init__(self, vectors: np.ndarray, embedder: Embedder | None = None, *,
+                 ann_threshold: int = ANN_THRESHOLD, ann=None, ef_search: int = HNSW_EF_SEARCH):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.embedder = embedder
-        self._ann = None
-        if len(self.vectors) > ANN_THRESHOLD:
-            self._ann = _build_hnsw(self.vectors)
+        self.ef_search = ef_search
+        self._ann = ann
+        if self._ann is None and len(self.vectors) > ann_threshold:
+            self._ann = build_hnsw(self.vectors)
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # sessions share one index; the LRU's reordering is not atomic
 
     def __len__(self) -> int:
         return len(self.vectors)
 
+    @property
+    def approximate(self) -> bool:
+        return self._ann is not None
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``, reusing the vectors of texts seen recently (identical text, identical vector)."""
         if self.embedder is None:
             raise RuntimeError("this index was built without an embedder")
-        return self.embedder.encode(texts)
+        with self._lock:
+            known = {t: self._queries[t] for t in texts if t in self._queries}
+            for t in known:
+                self._queries.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = self.embedder.encode(missing)
+            with self._lock:
+                for t, v in zip(missing, fresh):
+                    known[t] = self._queries[t] = np.asarray(v, dtype=np.float32)
+                while len(self._queries) > QUERY_CACHE_SIZE:
+                    self._queries.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
+        return np.stack([known[t] for t in texts])
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine similarity of ``query`` to every item (exact)."""
@@ -91,23 +153,48 @@ class EmbeddingIndex:
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item positions and similarities, best first."""
         k = min(k, len(self.vectors))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self._ann is not None:
-            self._ann.set_ef(max(2 * k, 64))
-            labels, dists = self._ann.knn_query(query.reshape(1, -1), k=k)
+            self._ann.set_ef(max(2 * k, self.ef_search))
+            labels, dists = self._ann.knn_query(query.reshape(1, -1).astype(np.float32), k=k)
             return labels[0].astype(np.int64), 1.0 - dists[0]
-        sims = self.scores(query)
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top])]
-        return top, sims[top]
+        return exact_search(self.vectors, query, k)
+
+    def save_ann(self, path: Path) -> None:
+        if self._ann is not None:
+            tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+            self._ann.save_index(str(tmp))
+            os.replace(tmp, path)
 
 
-def _build_hnsw(vectors: np.ndarray):
+def exact_search(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` by one matrix-vector product and a partial sort."""
+    sims = vectors @ query.astype(np.float32)
+    top = np.argpartition(-sims, k - 1)[:k]
+    top = top[np.argsort(-sims[top])]
+    return top, sims[top]
+
+
+def build_hnsw(vectors: np.ndarray, threads: int = -1):
     import hnswlib
 
     index = hnswlib.Index(space="ip", dim=vectors.shape[1])
-    index.init_index(max_elements=len(vectors), ef_construction=100, M=16)
-    index.add_items(vectors, np.arange(len(vectors)))
+    index.init_index(max_elements=len(vectors), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
+    index.add_items(vectors, np.arange(len(vectors)), num_threads=threads)
     return index
+
+
+def load_hnsw(path: Path, vectors: np.ndarray):
+    """The cached graph at ``path`` if it matches ``vectors``' shape, else None."""
+    import hnswlib
+
+    index = hnswlib.Index(space="ip", dim=vectors.shape[1])
+    try:
+        index.load_index(str(path), max_elements=len(vectors))
+    except (RuntimeError, OSError, ValueError):
+        return None
+    return index if index.get_current_count() == len(vectors) else None
 
 
 def cache_path(cache_dir: Path, embedder_name: str, catalog: Catalog) -> Path:
@@ -118,22 +205,42 @@ def cache_path(cache_dir: Path, embedder_name: str, catalog: Catalog) -> Path:
 
 def build_index(catalog: Catalog, embedder: Embedder, cache_dir: Path | None,
                 progress: Callable[[str], None] | None = None) -> EmbeddingIndex:
-    """Load the catalog's vectors from the cache, or encode and cache them."""
+    """Load the catalog's vectors (and ANN graph) from the cache, or encode and cache them."""
     path = cache_path(cache_dir, embedder.name, catalog) if cache_dir else None
+    vectors = None
     if path is not None and path.exists():
         vectors = _load_cached(path, len(catalog))
-        if vectors is not None:
-            return EmbeddingIndex(vectors, embedder)
-        log.warning("embedding cache %s is corrupt or stale; rebuilding it", path)
-    if progress:
-        progress(f"Embedding {len(catalog)} catalog items with {embedder.name} (first start only)...")
-    vectors = embedder.encode([item.search_text() for item in catalog])
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache behind
-    return EmbeddingIndex(vectors, embedder)
+        if vectors is None:
+            log.warning("embedding cache %s is corrupt or stale; rebuilding it", path)
+    if vectors is None:
+        if progress:
+            progress(f"Embedding {len(catalog)} catalog items with {embedder.name} (first start only)...")
+        vectors = embedder.encode([item.search_text() for item in catalog])
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+            np.save(tmp, vectors)
+            os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache behind
+    return index_with_ann(vectors, embedder, path.with_suffix(".hnsw") if path is not None else None, progress)
+
+
+def index_with_ann(vectors: np.ndarray, embedder: Embedder | None, ann_path: Path | None,
+                   progress: Callable[[str], None] | None = None,
+                   ann_threshold: int = ANN_THRESHOLD) -> EmbeddingIndex:
+    """An index over ``vectors``; above the threshold its hnsw graph is loaded from / saved to ``ann_path``."""
+    if len(vectors) <= ann_threshold:
+        return EmbeddingIndex(vectors, embedder, ann_threshold=ann_threshold)
+    ann = load_hnsw(ann_path, vectors) if ann_path is not None and ann_path.exists() else None
+    if ann is None:
+        if progress:
+            progress(f"Building the search graph for {len(vectors)} items (first start only)...")
+        ann = build_hnsw(vectors)
+        index = EmbeddingIndex(vectors, embedder, ann=ann)
+        if ann_path is not None:
+            ann_path.parent.mkdir(parents=True, exist_ok=True)
+            index.save_ann(ann_path)
+        return index
+    return EmbeddingIndex(vectors, embedder, ann=ann)
 
 
 def _load_cached(path: Path, n_items: int) -> np.ndarray | None:

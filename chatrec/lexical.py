@@ -2,10 +2,14 @@
 
 Complements dense retrieval on exact words (brands, "Lego", "Hornby", actor names) that sentence
 embeddings blur. Scores are returned for every item so the ranker can mix them with others.
+``TermIndex`` answers "which items mention this term" for the ranker's must-have and exclusion
+filters without scanning every item's text.
 """
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict, defaultdict
+from typing import Sequence
 
 import numpy as np
 
@@ -32,3 +36,78 @@ class LexicalIndex:
         if not words:
             return np.zeros(self.n_items, dtype=np.float32)
         return np.asarray(self.retriever.get_scores(words), dtype=np.float32)
+
+
+class TermIndex:
+    """Which items' (normalised) texts contain a term: an inverted index instead of a scan.
+
+    ``containing(term)`` keeps plain substring semantics (``term in text``) and ``with_word(term)``
+    whole-word/phrase semantics; both look only at the texts the word postings allow and then check
+    those exactly, so the answer is the scan's answer. Results are cached per term because a
+    conversation's must-have and exclusion terms repeat every turn.
+    """
+
+    def __init__(self, texts: Sequence[str], cache_size: int = 1024):
+        self.texts = list(texts)
+        postings: dict[str, list[int]] = defaultdict(list)
+        for pos, text in enumerate(self.texts):
+            for word in set(text.split()):
+                postings[word].append(pos)
+        self.postings = {w: np.asarray(p, dtype=np.int64) for w, p in postings.items()}
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def containing(self, term: str) -> np.ndarray:
+        """Positions of texts with ``term`` as a substring, ascending."""
+        return self._cached("sub", term, lambda: self._verify(self._substring_candidates(term), lambda t: term in t))
+
+    def with_word(self, term: str) -> np.ndarray:
+        """Positions of texts with ``term`` as whole word(s), ascending."""
+        words = term.split()
+        if not words:
+            return np.zeros(0, dtype=np.int64)
+        return self._cached("word", term, lambda: self._verify(self._all_words(words), lambda t: has_word(t, term)))
+
+    def _cached(self, kind: str, term: str, compute) -> np.ndarray:
+        key = (kind, term)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = compute()
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return hit
+
+    def _all_words(self, words: list[str]) -> np.ndarray:
+        lists = sorted((self.postings.get(w, np.zeros(0, dtype=np.int64)) for w in set(words)), key=len)
+        out = lists[0]
+        for other in lists[1:]:
+            out = np.intersect1d(out, other, assume_unique=True)
+        return out
+
+    def _substring_candidates(self, term: str) -> np.ndarray:
+        words = term.split()
+        if not words:
+            return np.arange(len(self.texts))
+        if len(words) >= 3:
+            # The inner words of a phrase found in a text are whole words of that text.
+            inner = min(words[1:-1], key=lambda w: len(self.postings.get(w, ())))
+            return self.postings.get(inner, np.zeros(0, dtype=np.int64))
+        # An edge word may be cut ("car" in "cards"): it is inside some word of the text.
+        longest = max(words, key=len)
+        hits = [p for w, p in self.postings.items() if longest in w]
+        return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+
+    def _verify(self, candidates: np.ndarray, test) -> np.ndarray:
+        return np.asarray([p for p in candidates.tolist() if test(self.texts[p])], dtype=np.int64)
+
+
+def has_word(text: str, term: str) -> bool:
+    """Whole-word (or whole-phrase) containment on normalised text; 'lego' must not hit 'legolas'."""
+    start = text.find(term)
+    while start != -1:
+        end = start + len(term)
+        if (start == 0 or text[start - 1] == " ") and (end == len(text) or text[end] == " "):
+            return True
+        start = text.find(term, start + 1)
+    return False

@@ -15,14 +15,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from functools import cached_property
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from .catalog import Catalog, Item
-from .collab import CollaborativeModel
+from .collab import CollaborativeModel, TargetPrior
 from .index import EmbeddingIndex
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, TermIndex
 from .matching import normalize
 from .state import DialogueState
 
@@ -38,7 +39,12 @@ class RankWeights:
     category: float = 0.15
     must_have: float = 0.1
     rejected_similar: float = 0.4
+    liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
+    shown_seed: float = 0.0  # items the assistant named count as weak seeds for "mentioned"/"collab"
+    recency: float = 0.0  # prior for recent items (catalogs with a year)
+    target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
+    cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
     turn_decay: float = 0.5  # weight of older user turns in the query
     feedback_min_count: int = 3
 
@@ -62,18 +68,41 @@ class Ranker:
         self.collab = collab
         self.weights = weights
         self.feedback_prior = np.zeros(len(catalog), dtype=np.float32)
+        self._feedback_counts: dict[str, tuple[int, int]] = {}
         self.popularity = self._popularity()
+        self.recency = recency_prior(catalog)
+        self.target_prior: TargetPrior | None = None
+        self._target_pop = np.zeros(len(catalog), dtype=np.float32)
         self._search_text = [normalize(i.search_text()) for i in catalog]
+        self._terms = TermIndex(self._search_text)  # must-have / exclusion lookups without a full scan
         self._prices = np.array([np.nan if i.price is None else i.price for i in catalog], dtype=np.float64)
 
     def set_feedback(self, counts: Mapping[str, tuple[int, int]]) -> None:
         """Aggregated (ups, downs) per item from the store become a prior in [-1, 1]."""
-        prior = np.zeros(len(self.catalog), dtype=np.float32)
-        for item_id, (ups, downs) in counts.items():
-            pos = self.catalog.position.get(item_id)
-            if pos is not None and ups + downs >= self.weights.feedback_min_count:
-                prior[pos] = (ups - downs) / (ups + downs + 1)
-        self.feedback_prior = prior
+        self._feedback_counts = {k: (int(u), int(d)) for k, (u, d) in counts.items()}
+        self.feedback_prior = np.zeros(len(self.catalog), dtype=np.float32)
+        for item_id in self._feedback_counts:
+            self._update_prior(item_id)
+
+    def add_feedback(self, item_ids: Iterable[str], value: int) -> None:
+        """One new thumbs (+1/-1) on these items, from any conversation: O(items), no store query."""
+        counts = self._feedback_counts
+        for item_id in item_ids:
+            ups, downs = counts.get(item_id, (0, 0))
+            counts[item_id] = (ups + 1, downs) if value > 0 else (ups, downs + 1)
+            self._update_prior(item_id)
+
+    def _update_prior(self, item_id: str) -> None:
+        pos = self.catalog.position.get(item_id)
+        ups, downs = self._feedback_counts[item_id]
+        if pos is not None:  # below the minimum count one user's opinion must not move everyone's ranking
+            enough = ups + downs >= self.weights.feedback_min_count
+            self.feedback_prior[pos] = (ups - downs) / (ups + downs + 1) if enough else 0.0
+
+    def set_target_prior(self, prior: TargetPrior | None) -> None:
+        """Priors learned from other dialogues' targets (see ``TargetPrior``); None removes them."""
+        self.target_prior = prior
+        self._target_pop = prior.popularity() if prior is not None else np.zeros(len(self.catalog), np.float32)
 
     def rank(self, state: DialogueState, k: int = 10, weights: RankWeights | None = None) -> list[Ranked]:
         return self.top(*self.score(state, weights or self.weights), k=k)
@@ -89,8 +118,20 @@ class Ranker:
                 for i in top]
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        n = len(self.catalog)
-        signals: dict[str, np.ndarray] = {}
+        """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
+        signals = self._query_signals(state, w)
+        signals.update(self._seed_signals(state, w))
+        signals.update(self._prior_signals(w))
+        signals.update(self._preference_bonuses(state, w))
+        total = np.zeros(len(self.catalog), dtype=np.float32)
+        for v in signals.values():
+            total += v
+        total += self._penalties(state, w)
+        return total, signals
+
+    def _query_signals(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
+        """What the user wrote: dense similarity (recent turns count more) and BM25."""
+        out: dict[str, np.ndarray] = {}
         texts = [_without(t, state.prefs.exclude) for t in state.user_texts()]
         texts = [t for t in texts if t.strip()]
         if texts and w.dense:
@@ -98,42 +139,64 @@ class Ranker:
             decay = np.array([w.turn_decay ** (len(texts) - 1 - i) for i in range(len(texts))], dtype=np.float32)
             query = (decay[:, None] * vecs).sum(axis=0)
             query /= np.linalg.norm(query) + 1e-9
-            signals["dense"] = w.dense * self.index.scores(query)
+            out["dense"] = w.dense * self.index.scores(query)
         if texts and w.lexical and self.lexical is not None:
             lex = self.lexical.scores(" ".join(texts[-3:]))
-            signals["lexical"] = w.lexical * lex / (lex.max() + 1e-9)
-        seeds = self._seeds(state)
-        if seeds and w.mentioned:
-            pos, wts = zip(*seeds)
-            centroid = (np.array(wts, dtype=np.float32)[:, None] * self.index.vectors[list(pos)]).sum(axis=0)
-            centroid /= np.linalg.norm(centroid) + 1e-9
-            signals["mentioned"] = w.mentioned * self.index.scores(centroid)
-        if seeds and w.collab and self.collab is not None:
-            cf = self.collab.similar([p for p, _ in seeds], [x for _, x in seeds])
-            signals["collab"] = w.collab * cf / (cf.max() + 1e-9) if cf.max() > 0 else cf
-        rejected = [self.catalog.position[i] for i in state.rejected if i in self.catalog.position]
-        if rejected and w.rejected_similar:
-            sims = self.index.vectors @ self.index.vectors[rejected].T
-            signals["rejected"] = -w.rejected_similar * np.clip(sims.max(axis=1), 0, None)
-        if w.popularity:
-            signals["popularity"] = w.popularity * self.popularity
-        if w.feedback and self.feedback_prior.any():
-            signals["feedback"] = w.feedback * self.feedback_prior
-        signals.update(self._preference_bonuses(state, w))
-        total = np.zeros(n, dtype=np.float32)
-        for v in signals.values():
-            total += v
-        total += self._penalties(state, w)
-        return total, signals
+            out["lexical"] = w.lexical * lex / (lex.max() + 1e-9)
+        return out
 
-    def _seeds(self, state: DialogueState) -> list[tuple[int, float]]:
+    def _seed_signals(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
+        """Items named, liked or rejected: content and collaborative neighbours."""
+        out: dict[str, np.ndarray] = {}
+        seeds = self._seeds(state, w)
+        pos = [p for p, _ in seeds]
+        wts = [x for _, x in seeds]
+        if seeds and w.mentioned:
+            centroid = (np.array(wts, dtype=np.float32)[:, None] * self.index.vectors[pos]).sum(axis=0)
+            centroid /= np.linalg.norm(centroid) + 1e-9
+            out["mentioned"] = w.mentioned * self.index.scores(centroid)
+        if seeds and w.collab and self.collab is not None:
+            cf = self.collab.similar(pos, wts)
+            out["collab"] = w.collab * cf / cf.max() if cf.max() > 0 else cf
+        if seeds and w.cooc and self.target_prior is not None:
+            out["cooc"] = w.cooc * self.target_prior.following(pos, wts)
+        out.update(self._feedback_neighbours(state, w))
+        return out
+
+    def _feedback_neighbours(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
+        """Thumbs in this conversation: neighbours of liked items up, of rejected items down."""
+        out: dict[str, np.ndarray] = {}
+        for name, ids, weight in (("liked", state.liked, w.liked_similar), ("rejected", state.rejected, -w.rejected_similar)):
+            rows = [self.catalog.position[i] for i in ids if i in self.catalog.position]
+            if rows and weight:
+                sims = self.index.vectors @ self.index.vectors[rows].T
+                out[name] = weight * np.clip(sims.max(axis=1), 0, None)
+        return out
+
+    def _prior_signals(self, w: RankWeights) -> dict[str, np.ndarray]:
+        """Query-independent priors: popularity, recency, learned target frequency, stored feedback."""
+        out: dict[str, np.ndarray] = {}
+        for name, weight, values in (("popularity", w.popularity, self.popularity), ("recency", w.recency, self.recency),
+                                     ("target_pop", w.target_pop, self._target_pop),
+                                     ("feedback", w.feedback, self.feedback_prior)):
+            if weight and values.any():
+                out[name] = weight * values
+        return out
+
+    def _seeds(self, state: DialogueState, w: RankWeights | None = None) -> list[tuple[int, float]]:
+        """(position, weight) of items the user named without disliking, liked, or (weakly) was shown."""
         seeds: dict[int, float] = {}
+        pos = self.catalog.position
+        if w is not None and w.shown_seed:
+            for item_id in state.shown:
+                if item_id in pos and item_id not in state.rejected:
+                    seeds[pos[item_id]] = w.shown_seed
         for item_id, sentiment in state.mentioned.items():
-            if sentiment >= 0 and item_id in self.catalog.position:
-                seeds[self.catalog.position[item_id]] = 1.0 if sentiment > 0 else 0.7
+            if sentiment >= 0 and item_id in pos:
+                seeds[pos[item_id]] = 1.0 if sentiment > 0 else 0.7
         for item_id in state.liked:
-            if item_id in self.catalog.position:
-                seeds[self.catalog.position[item_id]] = 1.0
+            if item_id in pos:
+                seeds[pos[item_id]] = 1.0
         return list(seeds.items())
 
     def _preference_bonuses(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
@@ -141,12 +204,21 @@ class Ranker:
         prefs = state.prefs
         if prefs.category and w.category:
             wanted = prefs.category
-            out["category"] = w.category * np.array([i.category == wanted for i in self.catalog], dtype=np.float32)
+            codes, code_of = self._category_codes
+            out["category"] = w.category * (codes == code_of.get(wanted, -1)).astype(np.float32)
         if prefs.must_have and w.must_have:
             terms = [normalize(t) for t in prefs.must_have]
-            out["must_have"] = w.must_have * np.array(
-                [sum(t in text for t in terms) / len(terms) for text in self._search_text], dtype=np.float32)
+            share = np.zeros(len(self.catalog), dtype=np.float32)
+            for t in terms:  # inverted index, not a scan of every item's text (100k items: ms, not s)
+                share[self._terms.containing(t)] += 1.0
+            out["must_have"] = w.must_have * share / len(terms)
         return out
+
+    @cached_property
+    def _category_codes(self) -> tuple[np.ndarray, dict[str | None, int]]:
+        code_of: dict[str | None, int] = {}
+        codes = np.array([code_of.setdefault(i.category, len(code_of)) for i in self.catalog], dtype=np.int32)
+        return codes, code_of
 
     def _penalties(self, state: DialogueState, w: RankWeights) -> np.ndarray:
         """-inf for filtered items, a demotion for items already shown."""
@@ -162,8 +234,7 @@ class Ranker:
         for term in prefs.exclude:
             t = normalize(term)
             if t:
-                hits = [i for i, text in enumerate(self._search_text) if _has_word(text, t)]
-                pen[hits] = -np.inf
+                pen[self._terms.with_word(t)] = -np.inf
         for item_id in list(state.rejected) + [i for i in state.mentioned]:
             pos = self.catalog.position.get(item_id)
             if pos is not None:
@@ -197,3 +268,25 @@ def _without(text: str, terms: list[str]) -> str:
     for term in terms:
         text = re.sub(rf"\b(?:no|not|without|avoid)?\s*{re.escape(term)}\b", " ", text, flags=re.I)
     return text
+
+
+def recency_prior(catalog: Catalog) -> np.ndarray:
+    """1 for items from the catalog's newest years, decaying by half every ``2`` years; 0 without a year.
+
+    Conversations are about what is current: in ReDial, films from the last two years before the
+    dialogues were collected are suggested 3-5 times more often than older ones."""
+    years = np.array([_year(i) for i in catalog], dtype=np.float32)
+    known = years[years > 0]
+    if len(known) == 0:
+        return np.zeros(len(catalog), dtype=np.float32)
+    newest = float(np.percentile(known, 99))  # robust to a few far-future release dates
+    prior = np.where(years > 0, 0.5 ** (np.clip(newest - years, 0, None) / 2.0), 0.0)
+    return prior.astype(np.float32)
+
+
+def _year(item: Item) -> int:
+    raw = item.attributes.get("year")
+    if isinstance(raw, (int, float)) or (isinstance(raw, str) and raw.isdigit()):
+        return int(raw)
+    m = re.search(r"\((\d{4})\)\s*$", item.title)
+    return int(m.group(1)) if m else 0

@@ -118,8 +118,9 @@ class Recommender:
                 prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
                 constraint = (self.s.prompts.constraint(offered)
                               if s.constrain and backend.supports_constraints and offered else None)
+                prefix = self.s.prompts.reply_prefix(state, offered) if s.prefill else ""
                 options = GenerationOptions(max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-                                            top_p=s.top_p, seed=s.seed, constraint=constraint)
+                                            top_p=s.top_p, seed=s.seed, constraint=constraint, reply_prefix=prefix)
                 for piece in backend.stream(messages, options):
                     raw += piece
                     yield _partial(raw, self.s.prompts.constraint_markers)
@@ -180,16 +181,22 @@ class Recommender:
             if not 0 <= message_index < len(state.turn_ids):
                 raise InputError("that message cannot be rated")
             turn_id = state.turn_ids[message_index]
+        rated: list[str] = []
         if item_id is not None:
             if item_id not in self.s.catalog:
                 raise InputError(f"unknown item {item_id!r}")
             state.like(item_id) if value > 0 else state.reject(item_id)
+            rated = [item_id]
         elif turn_id is not None:
-            for rec_item in self._turn_items(turn_id):
+            rated = self._turn_items(turn_id)
+            for rec_item in rated:  # a message's thumbs count for each of its items, explicit item thumbs win
                 if value > 0 and rec_item not in state.rejected:
                     state.like(rec_item)
+                elif value < 0 and rec_item not in state.liked:
+                    state.reject(rec_item)
         row = self.s.store.add_feedback(state.conversation_id, value, target="item" if item_id else "message",
                                         turn_id=turn_id, item_id=item_id)
+        self.s.ranker.add_feedback(rated, value)  # the cross-conversation prior, kept in step with the store
         return row
 
     def _turn_items(self, turn_id: int) -> list[str]:

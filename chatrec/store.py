@@ -182,6 +182,35 @@ class Store:
                 raise StoreError(f"database write failed: {_reason(exc)}") from exc
         raise AssertionError("unreachable")
 
+    # -- reports (read-only: insights, export, the conversation viewer) --------------------
+    REPORT_TABLES = ("conversations", "turns", "recommendations", "mentions", "feedback")
+
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of one of ``REPORT_TABLES`` as a plain dict, in primary-key order."""
+        if table not in self.REPORT_TABLES:
+            raise ValueError(f"unknown table {table!r}; expected one of {', '.join(self.REPORT_TABLES)}")
+        t = Conversation.metadata.tables[table]
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {_reason(exc)}") from exc
+
+    def conversation_list(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Newest first: id, created_at, n_turns and the first user message of each conversation."""
+        with self.sessions() as s:
+            rows = s.execute(select(Conversation.id, Conversation.created_at, func.count(Turn.id))
+                             .outerjoin(Turn, Turn.conversation_id == Conversation.id)
+                             .group_by(Conversation.id, Conversation.created_at)
+                             .order_by(Conversation.created_at.desc(), Conversation.id).limit(limit)).all()
+            ids = [r[0] for r in rows]
+            first: dict[str, str] = {}
+            for conv_id, text in s.execute(select(Turn.conversation_id, Turn.user_text)
+                                           .where(Turn.conversation_id.in_(ids)).order_by(Turn.id)):
+                first.setdefault(conv_id, text)
+        return [{"id": cid, "created_at": created, "n_turns": n, "first_message": first.get(cid, "")}
+                for cid, created, n in rows]
+
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):

@@ -1,0 +1,65 @@
+"""Dense index: exact vs hnsw search, the graph cached on disk, per-text query embedding cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatrec import index as index_mod
+from chatrec.index import EmbeddingIndex, exact_search, index_with_ann
+
+
+def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_exact_search_returns_best_first():
+    vectors = unit_vectors(50)
+    top, sims = exact_search(vectors, vectors[7], 3)
+    assert top[0] == 7 and sims[0] == pytest.approx(1.0, abs=1e-5)
+    assert list(sims) == sorted(sims, reverse=True)
+
+
+@pytest.mark.parametrize("k", [0, 1, 10, 500])
+def test_search_k_bounds(k):
+    index = EmbeddingIndex(unit_vectors(100))
+    top, sims = index.search(unit_vectors(1, seed=3)[0], k)
+    assert len(top) == len(sims) == min(k, 100)
+
+
+def test_hnsw_above_threshold_finds_what_exact_search_finds(tmp_path):
+    vectors = unit_vectors(2000)
+    index = index_with_ann(vectors, None, tmp_path / "g.hnsw", ann_threshold=1000)
+    assert index.approximate and (tmp_path / "g.hnsw").exists()
+    queries = unit_vectors(20, seed=5)
+    hits = sum(len(set(index.search(q, 10)[0]) & set(exact_search(vectors, q, 10)[0])) for q in queries)
+    assert hits / 200 >= 0.95
+    assert EmbeddingIndex(vectors).approximate is False
+
+
+def test_cached_graph_is_loaded_not_rebuilt(tmp_path, monkeypatch):
+    vectors = unit_vectors(1500)
+    first = index_with_ann(vectors, None, tmp_path / "g.hnsw", ann_threshold=1000)
+    monkeypatch.setattr(index_mod, "build_hnsw", lambda *a, **k: pytest.fail("graph rebuilt"))
+    second = index_with_ann(vectors, None, tmp_path / "g.hnsw", ann_threshold=1000)
+    q = unit_vectors(1, seed=9)[0]
+    assert list(second.search(q, 5)[0]) == list(first.search(q, 5)[0])
+
+
+def test_graph_for_other_vectors_is_rebuilt(tmp_path):
+    index_with_ann(unit_vectors(1500), None, tmp_path / "g.hnsw", ann_threshold=1000)
+    other = unit_vectors(1800, seed=1)
+    rebuilt = index_with_ann(other, None, tmp_path / "g.hnsw", ann_threshold=1000)
+    assert rebuilt.search(other[42], 1)[0][0] == 42
+
+
+def test_query_texts_are_embedded_once(hash_embedder):
+    index = EmbeddingIndex(unit_vectors(10, dim=hash_embedder.dim), hash_embedder)
+    first = index.encode(["trains please", "under £40"])
+    calls = hash_embedder.calls
+    again = index.encode(["under £40", "trains please", "no lego"])
+    assert hash_embedder.calls == calls + 1  # only "no lego" was new
+    np.testing.assert_array_equal(again[0], first[1])
+    np.testing.assert_array_equal(again[2], hash_embedder.encode(["no lego"])[0])
+    assert index.encode([]).shape == (0, hash_embedder.dim)

@@ -1,0 +1,116 @@
+"""Hybrid ranking on hand-made catalogs with the hashing embedder: each signal and filter moves
+exactly the items it should."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatrec.catalog import load_catalog
+from chatrec.collab import CollaborativeModel, TargetPrior
+from chatrec.index import EmbeddingIndex
+from chatrec.lexical import LexicalIndex
+from chatrec.matching import TitleMatcher
+from chatrec.ranker import Ranker, RankWeights, recency_prior
+from chatrec.state import DialogueState, Message
+from chatrec.tracker import Tracker
+from conftest import SMALL_CATALOG, HashEmbedder, write_jsonl
+
+FILMS = [
+    {"id": "a", "title": "Alpha Ghost (2017)", "description": "ghost haunted house horror", "attributes": {"year": 2017}},
+    {"id": "b", "title": "Beta Ghost (2016)", "description": "ghost haunted house horror", "attributes": {"year": 2016}},
+    {"id": "c", "title": "Gamma Laughs (1990)", "description": "silly comedy of errors", "attributes": {"year": 1990}},
+    {"id": "d", "title": "Delta Laughs (2017)", "description": "silly comedy of errors", "attributes": {"year": 2017}},
+    {"id": "e", "title": "Epsilon Space (2010)", "description": "space rocket adventure", "attributes": {"year": 2010}},
+    {"id": "f", "title": "Zeta Space (2010)", "description": "space rocket adventure", "attributes": {"year": 2010}},
+]
+
+
+def _pipeline(tmp_path, rows, pairs=(), weights=RankWeights()):
+    catalog = load_catalog(write_jsonl(tmp_path / "catalog.jsonl", rows))
+    embedder = HashEmbedder()
+    index = EmbeddingIndex(embedder.encode([i.search_text() for i in catalog]), embedder)
+    collab = CollaborativeModel(catalog, pairs) if pairs else None
+    ranker = Ranker(catalog, index, LexicalIndex(catalog), collab, weights)
+    return ranker, Tracker(catalog, TitleMatcher(catalog))
+
+
+def _ids(ranker, tracker, *texts, k=10, w=None, state=None):
+    state = state or DialogueState()
+    for text in texts:
+        tracker.observe(state, Message("user", text))
+    return [r.item.id for r in ranker.rank(state, k=k, weights=w)]
+
+
+@pytest.mark.parametrize("text, allowed", [
+    ("a train set under £20", {"t2", "t3", "d2", "p1"}),
+    ("between 10 and 30 pounds", {"t2", "l2", "d2", "p1", "r1"}),
+    ("something over £100", {"d1"}),
+])
+def test_price_filters_are_hard(tmp_path, text, allowed):
+    ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG)
+    assert set(_ids(ranker, tracker, text)) == allowed
+
+
+def test_wanted_category_leads_within_budget(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG)
+    assert set(_ids(ranker, tracker, "a train set under £20")[:2]) == {"t2", "t3"}
+
+
+def test_no_lego_removes_lego_and_category_leads(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG)
+    ids = _ids(ranker, tracker, "a building set, no Lego")
+    assert "l1" not in ids and len(ids) == 9
+    ids = _ids(ranker, tracker, "a wooden train for a toddler")
+    assert ids[0] == "t2" and set(ids[:3]) == {"t1", "t2", "t3"}
+
+
+def test_named_items_are_not_recommended_back_and_pull_their_neighbours(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0))
+    ids = _ids(ranker, tracker, "I loved Alpha Ghost")
+    assert "a" not in ids and ids[0] == "b"
+
+
+def test_collaborative_signal_follows_interactions(tmp_path):
+    # users who liked Epsilon Space also liked Gamma Laughs: CF must lift it above content neighbours
+    pairs = [(f"u{n}", "e", 5.0) for n in range(5)] + [(f"u{n}", "c", 5.0) for n in range(5)] + [("x", "f", 5.0)]
+    w = RankWeights(dense=0.0, lexical=0.0, mentioned=0.0, collab=1.0, popularity=0.0)
+    ranker, tracker = _pipeline(tmp_path, FILMS, pairs, w)
+    assert _ids(ranker, tracker, "I liked Epsilon Space", k=1) == ["c"]
+
+
+def test_recency_prior_prefers_new_items_and_ignores_missing_years(tmp_path):
+    catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", FILMS + [{"id": "g", "title": "Undated"}]))
+    prior = dict(zip([i.id for i in catalog], recency_prior(catalog).round(3)))
+    assert prior == {"a": 1.0, "b": 0.707, "c": 0.0, "d": 1.0, "e": 0.088, "f": 0.088, "g": 0.0}
+
+
+def test_learned_target_prior_counts_and_follows(tmp_path):
+    from chatrec.evaluate import Dialogue
+
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(dense=0, lexical=0, mentioned=0, popularity=0,
+                                                                      target_pop=0.1, cooc=1.0))
+    train = [Dialogue("1", [("user", "I liked Epsilon Space")], ["c"]),
+             Dialogue("2", [("user", "anything")], ["d"]), Dialogue("3", [("user", "anything")], ["d"])]
+    prior = TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train)
+    assert prior.counts.tolist() == [0, 0, 1, 2, 0, 0]
+    ranker.set_target_prior(prior)
+    assert _ids(ranker, tracker, "I liked Epsilon Space", k=2) == ["c", "d"]  # co-occurrence beats frequency
+    assert _ids(ranker, tracker, "hello", k=2) == ["d", "c"]
+
+
+def test_shown_items_are_demoted_not_hidden(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
+    state = DialogueState()
+    tracker.observe(state, Message("assistant", "How about Beta Ghost (2016)?"))
+    ids = _ids(ranker, tracker, "ghost haunted house horror", state=state)
+    assert ids[0] == "a" and ids[-1] == "b"
+
+
+def test_unit_signals_sum_to_total(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    state = DialogueState()
+    tracker.observe(state, Message("user", "I liked Epsilon Space, more rockets please"))
+    total, signals = ranker.score(state, ranker.weights)
+    finite = np.isfinite(total)
+    assert finite.sum() == 5  # the named item is filtered
+    assert np.allclose(total[finite], sum(signals.values())[finite], atol=1e-5)

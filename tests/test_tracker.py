@@ -1,0 +1,104 @@
+"""Dialogue-state tracking: budgets, exclusions, must-haves, categories and named items with sentiment."""
+from __future__ import annotations
+
+import pytest
+
+from chatrec.catalog import load_catalog
+from chatrec.matching import TitleMatcher
+from chatrec.state import DialogueState, Message
+from chatrec.tracker import Tracker
+from conftest import SMALL_CATALOG, write_jsonl
+
+MOVIES = [
+    {"id": "m1", "title": "The Babadook (2014)", "category": "movie", "description": "A widow and her son are haunted."},
+    {"id": "m2", "title": "It Follows (2014)", "category": "movie", "description": "A curse passed on by sex."},
+    {"id": "m3", "title": "Star Wars: Episode VIII – The Last Jedi (2017)", "category": "movie", "description": "Rey trains."},
+    {"id": "m4", "title": "Star Wars (1977)", "category": "movie", "description": "Luke joins the rebels."},
+    {"id": "m5", "title": "Get Out (2017)", "category": "movie", "description": "A visit to the girlfriend's parents."},
+    {"id": "m6", "title": "The Shining (1980)", "category": "movie", "description": "A hotel in winter."},
+    {"id": "m7", "title": "Harry Potter and the Chamber of Secrets (2002)", "category": "movie", "description": "Year two."},
+]
+
+
+def _tracker(tmp_path, rows) -> Tracker:
+    catalog = load_catalog(write_jsonl(tmp_path / "catalog.jsonl", rows))
+    return Tracker(catalog, TitleMatcher(catalog))
+
+
+def _observe(tracker: Tracker, *texts: str) -> DialogueState:
+    state = DialogueState()
+    for text in texts:
+        tracker.observe(state, Message("user", text))
+    return state
+
+
+@pytest.mark.parametrize("text, lo, hi", [
+    ("a train set under £20", None, 20.0),
+    ("between 10 and 30 pounds", 10.0, 30.0),
+    ("£15-£25 please", 15.0, 25.0),
+    ("budget of 40 quid", None, 40.0),
+    ("over £25", 25.0, None),
+    ("around £30", 22.5, 37.5),
+    ("something for under 5s", None, None),  # an age, not a price
+    ("up to 5 years", None, None),
+    ("max 20", None, None),  # no currency, no price words: too ambiguous to filter on
+    ("", None, None),
+    ("🚂🚂", None, None),
+])
+def test_budget(tmp_path, text, lo, hi):
+    prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
+    assert (prefs.min_price, prefs.max_price) == (lo, hi)
+
+
+@pytest.mark.parametrize("text, exclude, must_have", [
+    ("no Lego please", ["lego"], []),
+    ("not horror", ["horror"], []),
+    ("a doll, nothing pink", ["pink"], []),
+    ("with a remote control", [], ["remote control"]),
+    ("no thanks", [], []),
+])
+def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
+    prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
+    assert (prefs.exclude, prefs.must_have) == (exclude, must_have)
+
+
+@pytest.mark.parametrize("text, category", [
+    ("a train set under £20", "Trains"),
+    ("a puzzle for my nan", "Puzzles"),
+    ("no Lego please", None),
+    ("hello", None),
+])
+def test_category(tmp_path, text, category):
+    assert _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs.category == category
+
+
+@pytest.mark.parametrize("text, mentioned", [
+    ("Hi im looking for a good horroe movie like The Babadook (2014)", {"m1": 1}),
+    ("something like the babadok", {"m1": 1}),  # typo, lower case, no year
+    ("I thought It Follows was creepy, those were good", {"m2": 1}),
+    ("I loved the last jedi", {"m3": 1}),  # partial title
+    ("Star Wars is my favourite", {"m4": 1}),  # the film called exactly that, not the sequel
+    ("have you seen Get Out?", {"m5": 0}),  # all common words, but written as a title
+    ("I want to get out of the house", {}),
+    ("I didn't like The Shining", {"m6": -1}),
+    ("I loved Get Out but hated The Shining", {"m5": 1, "m6": -1}),
+    ("it was shining", {}),  # a lower-case single word is not a title
+])
+def test_mentions_with_sentiment(tmp_path, text, mentioned):
+    state = _observe(_tracker(tmp_path, MOVIES), text)
+    assert state.mentioned == mentioned
+    assert state.rejected == [i for i, s in mentioned.items() if s < 0]
+
+
+def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = DialogueState()
+    tracker.observe(state, Message("assistant", "Have you seen The Shining (1980) or Get Out (2017)?"))
+    assert (state.shown, state.mentioned) == (["m6", "m5"], {})
+
+
+def test_toy_items_liked_and_rejected(tmp_path):
+    state = _observe(_tracker(tmp_path, SMALL_CATALOG),
+                     "I loved the Hornby Express Train Set but hated the Mini Drone Quadcopter")
+    assert state.mentioned == {"t1": 1, "r2": -1}
+    assert state.rejected == ["r2"]
