@@ -1,0 +1,191 @@
+"""What the chat tab does, without Gradio: per-session state and one method per user action.
+
+A ``ChatSession`` (kept in ``gr.State``, one per browser tab) holds the ``DialogueState``, the
+cards on screen and snapshots for undo. ``ChatController`` is shared by all sessions and holds
+only the shared services; each method takes a session, changes it and returns a ``View`` (what
+the screen should show, plus an optional toast). ``ui.py`` turns views into component updates,
+and the fast UI tests drive these methods directly. Errors become toasts here; a traceback never
+reaches the page (unexpected ones are logged with their stack and the turn is rolled back).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+from .errors import ChatrecError, InputError
+from .explain import explain
+from .recommender import Recommender, TurnResult, clean_message
+from .services import Services
+from .state import DialogueState
+from .ui_view import card_html, chat_messages, remove_keys, understood_choices
+
+log = logging.getLogger(__name__)
+Level = Literal["info", "warning", "error"]
+
+
+@dataclass
+class Card:
+    item_id: str
+    reason: str
+    source: str
+
+
+@dataclass
+class ChatSession:
+    state: DialogueState
+    cards: list[Card] = field(default_factory=list)
+    cards_turn: int | None = None  # index into state.turn_ids of the turn that produced the cards
+    displays: list[str] = field(default_factory=list)  # rendered text of each assistant message
+    undo_stack: list["ChatSession"] = field(default_factory=list)  # snapshots taken before each turn
+
+    def snapshot(self) -> "ChatSession":
+        return ChatSession(self.state.copy(), list(self.cards), self.cards_turn, list(self.displays))
+
+    def restore(self, snap: "ChatSession") -> None:
+        self.state, self.cards, self.cards_turn, self.displays = snap.state, snap.cards, snap.cards_turn, snap.displays
+
+
+@dataclass
+class View:
+    messages: list[dict]
+    cards: list[str]  # one HTML string per card slot; "" hides the slot
+    choices: list[tuple[str, str]]
+    status: str = ""
+    toast: tuple[Level, str] | None = None
+    draft: str | None = None  # text to put back in the input box (undo), None = leave it
+    streaming: bool = False
+
+
+class ChatController:
+    def __init__(self, services: Services, recommender: Recommender | None = None):
+        self.services = services
+        self.recommender = recommender or Recommender(services)
+        self.slots = services.settings.n_recommendations
+
+    # -- sessions and views ----------------------------------------------------------------
+    def new_session(self) -> ChatSession:
+        return ChatSession(state=self.recommender.new_state())
+
+    def view(self, session: ChatSession, status: str = "", toast: tuple[Level, str] | None = None,
+             **extra) -> View:
+        state = session.state
+        verdicts = {**{i: 1 for i in state.liked}, **{i: -1 for i in state.rejected}}
+        cards = [card_html(self.services.catalog.by_id[c.item_id], n + 1, c.reason, c.source,
+                           verdicts.get(c.item_id, 0)) for n, c in enumerate(session.cards[:self.slots])]
+        cards += [""] * (self.slots - len(cards))
+        return View(chat_messages(state, session.displays), cards, understood_choices(state, self.services.catalog),
+                    status, toast, **extra)
+
+    # -- turns -----------------------------------------------------------------------------
+    def send(self, session: ChatSession, text: str) -> Iterator[View]:
+        """Stream one turn: a view per partial reply, then the final view with new cards."""
+        try:
+            clean_message(text, self.services.settings.max_message_chars)
+        except InputError as exc:
+            yield self.view(session, toast=("warning", str(exc)))
+            return
+        pending = self.view(session, streaming=True, draft="")
+        pending.messages += chat_messages(DialogueState(), draft=text, pending="")
+        yield pending  # the user's message and a typing marker show at once
+        snapshot = session.snapshot()
+        try:
+            for event in self.recommender.respond(session.state, text):
+                if isinstance(event, TurnResult):
+                    yield self._finish(session, snapshot, event)
+                    return
+                view = self.view(session, streaming=True)
+                view.messages += chat_messages(DialogueState(), pending=event)
+                yield view
+        except ChatrecError as exc:
+            session.restore(snapshot)
+            yield self.view(session, toast=("error", str(exc)))
+        except Exception:  # a bug: keep the session usable, log the stack, show no internals
+            log.exception("turn failed")
+            session.restore(snapshot)
+            yield self.view(session, toast=("error", "Something went wrong while answering. "
+                                                     "Please try again; the details are in the server log."))
+
+    def _finish(self, session: ChatSession, snapshot: ChatSession, result: TurnResult) -> View:
+        session.undo_stack.append(snapshot)
+        session.displays.append(result.display)
+        session.cards = [Card(r.item.id, r.reason, r.source) for r in result.recommendations]
+        session.cards_turn = len(session.state.turn_ids) - 1
+        toast = None
+        if result.status == "failed":
+            toast = ("warning", "The language model failed; showing the best catalog matches instead.")
+        elif result.status == "unlogged":
+            toast = ("warning", f"This turn could not be saved: {result.error}")
+        return self.view(session, status=_turn_status(result), toast=toast)
+
+    def undo(self, session: ChatSession) -> View:
+        if not session.undo_stack:
+            return self.view(session, toast=("info", "Nothing to undo yet."))
+        last_text = session.state.user_texts()[-1]
+        session.restore(session.undo_stack.pop())
+        return self.view(session, status="Removed your last message and my answer (the log keeps them).",
+                         draft=last_text)
+
+    def retry(self, session: ChatSession) -> Iterator[View]:
+        if not session.undo_stack:
+            yield self.view(session, toast=("info", "Nothing to retry yet."))
+            return
+        text = session.state.user_texts()[-1]
+        session.restore(session.undo_stack.pop())
+        yield from self.send(session, text)
+
+    # -- feedback --------------------------------------------------------------------------
+    def rate_message(self, session: ChatSession, index: int, liked: bool | str) -> View:
+        """Thumbs on chat message ``index`` (position in the Chatbot, which mirrors state.messages)."""
+        messages = session.state.messages
+        if not isinstance(liked, bool):
+            return self.view(session, status="Rating cleared on screen; earlier votes stay in the log.")
+        if not (isinstance(index, int) and 0 <= index < len(messages)) or messages[index].role != "assistant":
+            return self.view(session, toast=("warning", "Only my answers can be rated."))
+        answer = sum(1 for m in messages[:index] if m.role == "assistant")
+        value = 1 if liked else -1
+        try:
+            self.recommender.feedback(session.state, value, message_index=answer)
+        except ChatrecError as exc:
+            return self.view(session, toast=("warning", str(exc)))
+        text = "Thanks for the 👍 on that answer." if liked else "Thanks — noted the 👎 on that answer."
+        return self.view(session, status=text, toast=("info", text))
+
+    def rate_item(self, session: ChatSession, slot: int, value: int) -> View:
+        if not 0 <= slot < len(session.cards):
+            return self.view(session, toast=("warning", "That card is no longer on screen."))
+        card = session.cards[slot]
+        title = self.services.catalog.by_id[card.item_id].title
+        try:
+            self.recommender.feedback(session.state, value, item_id=card.item_id, message_index=session.cards_turn)
+        except ChatrecError as exc:
+            return self.view(session, toast=("warning", str(exc)))
+        text = (f"👍 Saved: more like “{title}” from now on." if value > 0
+                else f"👎 Saved: I won't suggest “{title}” again.")
+        return self.view(session, status=text, toast=("info", text))
+
+    # -- constraints -----------------------------------------------------------------------
+    def keep_constraints(self, session: ChatSession, keep: list[str]) -> View:
+        """Remove every constraint not in ``keep`` and re-rank the cards right away."""
+        current = [key for _, key in understood_choices(session.state, self.services.catalog)]
+        removed = remove_keys(session.state, [k for k in current if k not in set(keep or [])])
+        if not removed:
+            return self.view(session)
+        labels = ", ".join(k.split(":", 1)[-1] if ":" in k else k for k in removed)
+        if session.state.n_turns:
+            self._rerank(session)
+        return self.view(session, status=f"Removed {labels}. Recommendations updated.",
+                         toast=("info", f"Removed {labels}."))
+
+    def _rerank(self, session: ChatSession) -> None:
+        state = session.state
+        ranked = self.services.ranker.rank(state, k=self.slots)
+        session.cards = [Card(r.item.id, explain(state, r.item), "rerank") for r in ranked]
+        session.cards_turn = None
+
+
+def _turn_status(result: TurnResult) -> str:
+    parts = [f"Turn {result.turn} · {result.latency_ms / 1000:.1f} s · {len(result.recommendations)} items"]
+    if result.ungrounded:
+        parts.append(f"{len(result.ungrounded)} name(s) not in the catalog were left out")
+    return " · ".join(parts)
