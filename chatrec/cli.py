@@ -47,7 +47,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-constrain", dest="constrain", action="store_false", default=None,
                    help="let the LM write item names freely (post-hoc grounding only)")
     g.add_argument("--prefill", action="store_true", default=None,
-                   help="pre-fill the reply's opening from prompts/reply_prefix.j2 [CHATREC_PREFILL]")
+                   help="pre-fill the reply from prompts/reply_prefix.j2 also when constraints are off (always with them) [CHATREC_PREFILL]")
     g.add_argument("--privacy", action="store_true", default=None, help="store only hashes of conversation text")
 
 

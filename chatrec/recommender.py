@@ -118,7 +118,9 @@ class Recommender:
                 prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
                 constraint = (self.s.prompts.constraint(offered)
                               if s.constrain and backend.supports_constraints and offered else None)
-                prefix = self.s.prompts.reply_prefix(state, offered) if s.prefill else ""
+                # With constrained spans the reply always opens one (reply_prefix.j2: "1. [["), so the
+                # LM's first pick is a candidate title even when it would not open a span by itself.
+                prefix = self.s.prompts.reply_prefix(state, offered) if s.prefill or constraint else ""
                 options = GenerationOptions(max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                                             top_p=s.top_p, seed=s.seed, constraint=constraint, reply_prefix=prefix)
                 for piece in backend.stream(messages, options):
@@ -127,6 +129,9 @@ class Recommender:
             except (GenerationError, InputError) as exc:
                 status, error = "failed", str(exc)
                 log.warning("turn failed: %s", exc)
+            except Exception as exc:  # a bug in a backend or template: keep the traceback, still log the turn
+                status, error = "failed", f"internal error ({type(exc).__name__}: {exc})"
+                log.exception("turn failed with an unexpected error")
         grounding = self.s.grounder.ground(raw, items) if backend is not None and status == "ok" else Grounding()
         recs = self._recommendations(state, scores, candidates, grounding)
         if status == "failed":

@@ -58,6 +58,8 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     notices: list[str] = []
     if backend == "load":
         prepare_hub_access(settings.model)  # before any Hugging Face import
+    # First, so a database that cannot be opened fails start-up at once, not after the embeddings.
+    store = store or Store(settings.db_url, privacy=settings.privacy)
 
     t = time.perf_counter()
     say(f"Loading catalog {settings.catalog}...")
@@ -79,7 +81,6 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     ranker = Ranker(catalog, index, LexicalIndex(catalog), collab)
     prompts = PromptBuilder(catalog)
     grounder = Grounder(catalog, matcher, index, markers=prompts.constraint_markers)
-    store = store or Store(settings.db_url, privacy=settings.privacy)
     ranker.set_feedback(store.item_feedback())
     timings["ranking_s"] = time.perf_counter() - t
 
@@ -92,5 +93,7 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
             notices.append(f"Running without a language model: {exc}")
             backend = None
     timings["model_s"] = time.perf_counter() - t
+    if getattr(backend, "caches_prefix", False):  # state + candidates after the history: a reusable KV prefix
+        prompts.context_after_history = True
     return Services(settings, catalog, index, matcher, Tracker(catalog, matcher), ranker, grounder, prompts,
                     store, backend, notices, timings)

@@ -3,7 +3,12 @@
 Any SQLAlchemy URL works (SQLite by default, PostgreSQL for scale-out). For SQLite every
 connection gets WAL, a busy timeout and foreign keys. Each turn is written in one transaction;
 writes that hit a locked database are retried with back-off before a ``StoreError`` is raised,
-so nothing is dropped silently. Schema and migrations live in ``schema.py``.
+so nothing is dropped silently. A write is acknowledged (its id returned) only after its commit;
+with WAL and ``synchronous=NORMAL`` a committed write survives the process being killed (not a
+power cut, which would need ``synchronous=FULL`` at twice the cost per commit). With ``privacy``
+the conversation text (user messages, prompts, replies, mention texts and the free-text words in
+the tracked state) is stored as SHA-256 hashes; ids, scores and feedback stay usable. Schema and
+migrations live in ``schema.py``; deleting old data lives in ``retention.py``.
 """
 from __future__ import annotations
 
@@ -15,16 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from .errors import StoreError
-from .schema import Conversation, Feedback, Mention, Recommendation, Turn, migrate
+from .schema import Conversation, Feedback, Mention, Recommendation, Turn, migrate, utcnow
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
+PRIVATE_STATE_KEYS = ("must_have", "exclude")  # words taken from the user's messages
 
 
 @dataclass
@@ -61,12 +68,13 @@ class TurnRecord:
 
 
 class Store:
-    def __init__(self, url: str, *, privacy: bool = False, retries: int = 5):
+    def __init__(self, url: str, *, privacy: bool = False, retries: int = 5,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.url = url
         self.privacy = privacy
         self.retries = retries
         try:
-            self.engine = _make_engine(url)
+            self.engine = _make_engine(url, busy_timeout_ms)
             with self.engine.begin() as conn:
                 self.applied = migrate(conn)
         except (SQLAlchemyError, OSError) as exc:
@@ -82,21 +90,19 @@ class Store:
         conv_id = str(uuid.uuid4())
 
         def write(s: Session) -> str:
-            s.add(Conversation(id=conv_id, model=model, catalog=catalog))
+            s.add(Conversation(id=conv_id, model=model, catalog=catalog, updated_at=utcnow()))
             return conv_id
-        return self._write(write)
+        return self.write(write)
 
     def log_turn(self, record: TurnRecord) -> int:
         """Write a turn with its recommendations and mentions in one transaction; return its id."""
         def write(s: Session) -> int:
-            if s.get(Conversation, record.conversation_id) is None:
-                s.add(Conversation(id=record.conversation_id, model=record.model))
-                s.flush()
+            _touch(s, record.conversation_id, record.model)
             turn = Turn(conversation_id=record.conversation_id, index=record.index,
                         user_text=self._text(record.user_text), prompt=self._text(record.prompt),
                         reply=self._text(record.reply), model=record.model, status=record.status,
                         error=record.error, latency_ms=record.latency_ms,
-                        state_json=json.dumps(record.state, ensure_ascii=False))
+                        state_json=json.dumps(self._state(record.state), ensure_ascii=False))
             turn.recommendations = [Recommendation(item_id=r.item_id, rank=r.rank, score=r.score,
                                                    grounded=r.grounded, source=r.source)
                                     for r in record.recommendations]
@@ -105,7 +111,7 @@ class Store:
             s.add(turn)
             s.flush()
             return turn.id
-        return self._write(write)
+        return self.write(write)
 
     def add_feedback(self, conversation_id: str, value: int, *, target: str = "message",
                      turn_id: int | None = None, item_id: str | None = None) -> int:
@@ -116,9 +122,10 @@ class Store:
             row = Feedback(conversation_id=conversation_id, turn_id=turn_id, target=target,
                            item_id=item_id, value=value)
             s.add(row)
-            s.flush()
+            s.flush()  # a conversation that does not exist fails here (foreign key), before the touch
+            s.execute(update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow()))
             return row.id
-        return self._write(write)
+        return self.write(write)
 
     # -- reads -----------------------------------------------------------------------------
     def item_feedback(self) -> dict[str, tuple[int, int]]:
@@ -167,7 +174,14 @@ class Store:
             return value
         return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def _write(self, fn: Callable[[Session], T]) -> T:
+    def _state(self, state: dict[str, Any]) -> dict[str, Any]:
+        if not self.privacy:
+            return state
+        return {k: ([self._text(str(w)) for w in v] if k in PRIVATE_STATE_KEYS and isinstance(v, list) else v)
+                for k, v in state.items()}
+
+    def write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in one write transaction, retrying while the database is locked."""
         delay = 0.05
         for attempt in range(self.retries + 1):
             try:
@@ -212,23 +226,47 @@ class Store:
                 for cid, created, n in rows]
 
 
-def _make_engine(url: str) -> Engine:
+def _touch(s: Session, conversation_id: str, model: str) -> None:
+    """Create the conversation on its first turn, else mark it active now."""
+    conv = s.get(Conversation, conversation_id)
+    if conv is None:
+        s.add(Conversation(id=conversation_id, model=model, updated_at=utcnow()))
+        s.flush()
+    else:
+        conv.updated_at = utcnow()
+
+
+def _make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1] if "///" in url else ""
-        if db_path and db_path != ":memory:":
-            Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+        db_path = url.split("///", 1)[-1].split("?", 1)[0] if "///" in url else ""
+        memory = db_path in ("", ":memory:")
+        if not memory:
+            _prepare_sqlite_path(Path(db_path).expanduser())
+        # An in-memory database exists once per connection: share one connection across threads.
+        extra = {"poolclass": StaticPool} if memory else {}
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+                               **extra)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _prepare_sqlite_path(path: Path) -> None:
+    """Create the database's folder; say plainly what is wrong where SQLite would only say 'unable to open'."""
+    if path.is_dir():
+        raise OSError(f"{path} is a folder, not a database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OSError(f"{path.parent} (or a folder above it) is a file, not a folder") from None
 
 
 def _is_locked(exc: OperationalError) -> bool:
