@@ -22,8 +22,9 @@ How it works, on bytes rather than strings so tokenizer quirks do not matter:
   with content that starts no title are blocked (precomputed once per marker state);
 * end-of-sequence inside an open span is disallowed unless no continuation exists.
 
-What it deliberately leaves out: titles containing the close marker are dropped from the
-constraint (such a span could never be read back unambiguously); it does not force the model to
+What it deliberately leaves out: titles a reader (``span_pattern``) could not get back from
+``open title close`` are dropped from the constraint (``readable``: a marker or line break inside
+the title, or a title ending in "]" whose "]]]" a reader would close one byte early); it does not force the model to
 open a span (``prompts/reply_prefix.j2`` does that by pre-filling the reply), limit how many spans
 it writes, or stop it repeating a title.
 """
@@ -130,7 +131,7 @@ class SpanLogitsProcessor:
         self.close = constraint.close.encode("utf-8")
         if not self.open or not self.close:
             raise ValueError("span markers must be non-empty")
-        titles = [t for t in dict.fromkeys(constraint.titles) if t and constraint.close not in t]
+        titles = [t for t in dict.fromkeys(constraint.titles) if readable(t, constraint.open, constraint.close)]
         self.targets = [t.encode("utf-8") + self.close for t in titles]
         self._prefixes = {t[:k] for t in self.targets for k in range(len(t) + 1)}
         self._complete = set(self.targets)
@@ -243,6 +244,20 @@ class SpanLogitsProcessor:
                 self._tensors.clear()
             self._tensors[ckey] = torch.tensor(ids, dtype=torch.long, device=scores.device) if ids else None
         return self._tensors[ckey]
+
+
+def span_pattern(open_: str, close: str) -> re.Pattern[str]:
+    """How spans are read back (``grounding.py``): ``open``, then one line holding no other ``open``,
+    then the first ``close``. So a stray ``[[`` (a user's message echoed) opens nothing that can
+    swallow the next item, and the last ``open`` before a ``close`` on a line starts the span."""
+    o, c = re.escape(open_), re.escape(close)
+    return re.compile(f"{o}((?:(?!{o})[^\n])+?){c}")
+
+
+def readable(title: str, open_: str, close: str) -> bool:
+    """True if ``span_pattern`` reads ``open + title + close`` back as exactly ``title``: no line
+    break or open marker inside, and the first close marker is the one after the title."""
+    return bool(title) and "\n" not in title and open_ not in title and (title + close).find(close) == len(title)
 
 
 def _marker_transitions(marker: bytes) -> list[list[int]]:

@@ -12,16 +12,19 @@ or a close spelling of a word that is in no title (blocking; typos are found thr
 one-deletion neighbours, built on first use), which keeps it fast on large catalogs. ``match_phrase``
 also knows names people drop details from ("Pen (Multi-Colour)" -> "pen", "X - Deluxe" -> "x"),
 MovieLens-style trailing articles ("Rock, The (1996)") and partial titles (the first words of exactly
-one title). Embedding similarity is not done here; the grounder adds it as a last resort.
+one title). Free text needs evidence that words are a name, because partial names and short titles
+are often plain language ("ages 5", "harry potter", "action man", "Paul"): see ``_text_owners``.
+Embedding similarity is not done here; the grounder adds it as a last resort.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from .catalog import Catalog
 
@@ -31,6 +34,7 @@ _DETAIL = re.compile(r"\s*\([^()]*\)\s*$")  # a trailing "(...)"
 _DASH_DETAIL = re.compile(r"\s+-\s+[^-]*$")  # a trailing " - ..."
 _ARTICLE_LAST = re.compile(r"^(.+?),\s*(the|a|an)(\s*\((?:19|20)\d\d\))?$", re.I)
 _ARTICLES = ("the ", "a ", "an ")
+_YEAR_AFTER = re.compile(r"\s*\(?(?:19|20)\d\d\b\)?")  # "(2009)", or "2009" with the brackets dropped
 # Words too common to name an item on their own ("It", "Up", "Her" are real movie titles).
 COMMON_WORDS = frozenset("""
 a about after again all also always am an and any are as at away back bad be because been before
@@ -54,26 +58,40 @@ def normalize(text: str) -> str:
 
 
 def title_variants(title: str, brand: str | None = None) -> set[str]:
+    """Every normalised name ``title`` is indexed under (full and partial, see ``variant_kinds``)."""
+    full, partial = variant_kinds(title, brand)
+    return full | partial
+
+
+def variant_kinds(title: str, brand: str | None = None) -> tuple[set[str], set[str]]:
+    """(full names, partial names) of a title.
+
+    Full names are the whole title up to spelling: normalised, without a trailing year, without a
+    leading article ("The Babadook (2014)" -> "babadook"). Partial names drop part of it: one side
+    of a ": " or " - " ("Harry Potter - Marauder's Map" -> "harry potter") or a leading brand
+    ("Smencils Graphite Pencils" -> "graphite pencils"). Partial names are often product lines or
+    generic phrases, so free text needs distinctive evidence before it matches one.
+    """
     base = normalize(title)
-    variants = {base}
-    no_year = normalize(_YEAR.sub("", title))
-    variants.add(no_year)
-    for v in list(variants):
+    full = {base, normalize(_YEAR.sub("", title))}
+    for v in list(full):
         for article in _ARTICLES:
             if v.startswith(article) and len(v) > len(article) + 3:
-                variants.add(v[len(article):])
+                full.add(v[len(article):])
+    partial: set[str] = set()
     # Partial names people use: "Star Wars" / "The Last Jedi" for "Star Wars: The Last Jedi (2017)".
     parts = re.split(r"\s*:\s+|\s+[–-]\s+", _YEAR.sub("", title))
     for part in (parts[0], parts[-1]) if len(parts) > 1 else ():
         words = normalize(part).split()
         if len(words) >= 2 and not all(w in COMMON_WORDS for w in words):
-            variants.add(" ".join(words))
+            partial.add(" ".join(words))
     if brand:
         b = normalize(brand)
-        for v in list(variants):
+        for v in full | partial:
             if b and v.startswith(b + " ") and len(v) - len(b) > 6:
-                variants.add(v[len(b) + 1:])
-    return {v for v in variants if v}
+                partial.add(v[len(b) + 1:])
+    full.discard("")
+    return full, {v for v in partial if v and v not in full}
 
 
 @dataclass(frozen=True)
@@ -90,13 +108,21 @@ class TitleMatcher:
     def __init__(self, catalog: Catalog, max_words: int = 12):
         self.catalog = catalog
         self.exact: dict[str, str] = {}
-        self.variants: dict[str, list[str]] = defaultdict(list)
+        self.variants: dict[str, list[str]] = defaultdict(list)  # every name -> items (full or partial)
+        self.full: dict[str, list[str]] = defaultdict(list)  # whole-title names only
+        self.compact: dict[str, list[str]] = {}  # whole-title names without spaces or "and"
         self.word_index: dict[str, set[int]] = defaultdict(set)
         self.keys: list[str] = []
         self.key_items: list[str] = []
         for item in catalog:
             self.exact.setdefault(item.title.strip().lower(), item.id)
-            for variant in title_variants(item.title, item.brand):
+            full, partial = variant_kinds(item.title, item.brand)
+            for variant in full:
+                if len(_compact(variant)) >= 8:  # "ULTRAACT Ultraman" for "ULTRA-ACT Ultraman"
+                    self.compact.setdefault(_compact(variant), []).append(item.id)
+                if item.id not in self.full[variant]:
+                    self.full[variant].append(item.id)
+            for variant in sorted(full) + sorted(partial):
                 if item.id not in self.variants[variant]:
                     self.variants[variant].append(item.id)
                     k = len(self.keys)
@@ -108,6 +134,9 @@ class TitleMatcher:
         self.max_words = min(self.max_words, 24)
         self.aliases = self._aliases(catalog)
         self._deletes: dict[str, list[str]] | None = None  # typo index, built on first use
+        self._title_words: dict[str, set[int]] | None = None  # word -> title positions, built on first use
+        self._counts: dict[str, int] = {}
+        self._doc_freq: Counter[str] | None = None  # word -> items whose title or description has it
 
     def _aliases(self, catalog: Catalog) -> dict[str, list[str]]:
         """Extra names for phrase matching only (``find_in_text`` does not use them): the title
@@ -135,9 +164,10 @@ class TitleMatcher:
     def match_phrase(self, phrase: str, min_score: float = 0.88) -> Match | None:
         """The best catalog item for a phrase meant to name one item, or None.
 
-        exact title (1.0) -> normalised variant (0.99) -> title without its trailing detail, if
-        only one item has it (0.95) -> fuzzy (rapidfuzz ratio >= ``min_score``, or a word prefix
-        covering most of exactly one title).
+        exact title (1.0) -> normalised whole title (0.99) -> partial name or title without its
+        trailing detail, if only one item has it (0.95) -> fuzzy (rapidfuzz ratio >= ``min_score``,
+        or a word prefix covering most of exactly one title). A partial name several items share
+        ("Harry Potter") names a product line, not an item: None.
         """
         exact = self.exact.get(phrase.strip().lower())
         if exact:
@@ -146,9 +176,12 @@ class TitleMatcher:
         front = normalize(_ARTICLE_LAST.sub(r"\2 \1\3", phrase.strip()))  # "Rock, The (1996)"
         if not norm:
             return None
-        ids = self.variants.get(norm) or self.variants.get(front)
+        ids = self.full.get(norm) or self.full.get(front)
         if ids:
             return Match(self._closest(ids, norm), 0.99, "normalized", text=phrase)
+        ids = self.variants.get(norm) or self.variants.get(front)
+        if ids:
+            return Match(ids[0], 0.95, "normalized", text=phrase) if len(ids) == 1 else None
         ids = self.aliases.get(norm) or self.aliases.get(front)
         if ids and len(ids) == 1:
             return Match(ids[0], 0.95, "normalized", text=phrase)
@@ -221,10 +254,10 @@ class TitleMatcher:
                 if any(taken[i:i + n]):
                     continue
                 phrase = " ".join(t[2] for t in tokens[i:i + n])
-                ids = self.variants.get(phrase)
-                if not ids or not self._plausible(text, tokens[i:i + n], phrase):
-                    continue
+                ids = self._text_owners(text, tokens[i:i + n], phrase)
                 start, end = tokens[i][0], tokens[i + n - 1][1]
+                if not ids or _inside_longer_name(text, start, end):
+                    continue
                 end = _extend_year(text, end)
                 item_id = self._pick_year(ids, text[start:end], phrase)
                 found.append(Match(item_id, 1.0 if n > 1 else 0.9, "exact", start, end, text[start:end]))
@@ -238,31 +271,96 @@ class TitleMatcher:
         One edit, same first letter, words of 6+ letters only: short words have too many
         neighbours ("hte" could be many things), and a wrong fix only matters if it then
         completes a whole title."""
-        if len(word) < 6 or word in self.word_index or word.isdigit():
-            return word
+        if len(word) < 6 or word in self.word_index or word.isdigit() or self.doc_freq(word):
+            return word  # a word the catalog itself uses ("australian") is spelt as meant
         fixes = self.__dict__.setdefault("_spell_cache", {})
         if word not in fixes:
             if self._deletes is None:
                 self._typo_block([word])  # builds the deletion index shared with match_phrase
             near = {k for d in _deletions(word) for k in (self._deletes or {}).get(d, ())}
-            near = sorted(k for k in near if k[0] == word[0] and abs(len(k) - len(word)) <= 1)
+            near = sorted(k for k in near if k[0] == word[0] and Levenshtein.distance(k, word) <= 1)
             fixes[word] = near[0] if len(near) == 1 else word
         return fixes[word]
+
+    def _text_owners(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> list[str]:
+        """The items ``phrase`` names where it stands in free text, or [] when the text gives no
+        evidence it is a name. A whole title must be plausible as written, and one that is also a
+        common phrase of the catalog ("Card Game" inside three other titles) must be written as a
+        name. A partial name ("ages 5", "harry potter", "action man") matches only if it is
+        distinctive: two or more distinctive words, written as a name, and inside exactly one title."""
+        ids = self.full.get(phrase) or self.compact.get(_compact(phrase)) if len(toks) > 1 else self.full.get(phrase)
+        if ids:
+            if not self._plausible(text, toks, phrase):
+                return []
+            # "Paul", "the American", "war": a short title made of words the catalog's own text uses
+            # all the time is plain language unless quoted, dated or title-cased word by word.
+            dated = _YEAR_AFTER.match(text[toks[-1][1]:]) or (len(toks) > 1 and _YEAR.match(f"({toks[-1][2]})"))
+            capitalised = len(toks) > 1 and all(text[a:a + 1].isupper() for a, _, _ in toks)
+            if len(toks) <= 3 and self._everyday(toks) and not (dated or capitalised or _quoted(text, toks)):
+                return []
+            return ids if self._title_count(phrase) < 3 or dated or _as_name(text, toks) else []
+        ids = self.variants.get(phrase)
+        if not ids or len(ids) > 1 or len(toks) < 2 or self._everyday(toks):
+            return []
+        words = [t[2] for t in toks if _distinctive(t[2])]
+        # Evidence: written as a name, or (typed lower-case: "the last jedi") a word hardly any other
+        # item uses; either way two distinctive words or three words in all ("action man" has neither).
+        enough = len(words) >= 2 or len(toks) >= 3
+        rare = any(self.doc_freq(w) <= max(2, 0.0005 * len(self.catalog)) for w in words)
+        named = _as_name(text, toks)
+        return ids if enough and (named or rare) and self._title_count(phrase) == 1 else []
+
+    def warm(self) -> None:
+        """Build the indexes made on first use (typo neighbours, word counts), e.g. at start-up so
+        the first reply does not pay for them."""
+        self._typo_block(["warmup"])
+        self.doc_freq("warmup")
+        self._title_count("warm up")
+
+    def _everyday(self, toks: list[tuple[int, int, str]]) -> bool:
+        """True if every distinctive word is plain language in this catalog: its titles and
+        descriptions use it in 4+ items (one word) or in 5+ items and 0.3% of them (several)."""
+        words = [t[2] for t in toks if _distinctive(t[2])]
+        floor = 4 if len(words) == 1 else max(5, 0.003 * len(self.catalog))
+        return bool(words) and all(self.doc_freq(w) >= floor for w in words)
+
+    def doc_freq(self, word: str) -> int:
+        """Items whose title or description contains ``word`` (normalised); counted on first use."""
+        if self._doc_freq is None:
+            self._doc_freq = Counter()
+            for item in self.catalog.items:
+                self._doc_freq.update(set(normalize(f"{item.title} {item.description}").split()))
+        return self._doc_freq[word]
+
+    def _title_count(self, phrase: str) -> int:
+        """How many catalog titles contain ``phrase`` as whole words (cached): its document frequency."""
+        if phrase not in self._counts:
+            if self._title_words is None:
+                self._norm_titles = [f" {normalize(i.title)} " for i in self.catalog.items]
+                self._title_words = defaultdict(set)
+                for pos, norm in enumerate(self._norm_titles):
+                    for word in norm.split():
+                        self._title_words[word].add(pos)
+            postings = sorted((self._title_words.get(w, set()) for w in set(phrase.split())), key=len)
+            rows = set.intersection(*postings) if postings else set()
+            self._counts[phrase] = sum(1 for pos in rows if f" {phrase} " in self._norm_titles[pos])
+        return self._counts[phrase]
 
     def _plausible(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> bool:
         if len(toks) > 1:
             # "Get Out", "Inside Out": all common words, so only when written as a title.
             return (not all(t[2] in COMMON_WORDS for t in toks)
                     or all(text[a:a + 1].isupper() for a, _, _ in toks))
-        # A one-word title must look like a name: not a common word, written capitalised.
+        # A one-word title must look like a name: not a common word, written capitalised or dated.
         word = text[toks[0][0]:toks[0][1]]
-        return phrase not in COMMON_WORDS and len(phrase) >= 3 and word[:1].isupper()
+        dated = _YEAR_AFTER.match(text[toks[0][1]:]) is not None
+        return phrase not in COMMON_WORDS and len(phrase) >= 3 and (word[:1].isupper() or dated)
 
     def _pick_year(self, ids: list[str], surface: str, phrase: str = "") -> str:
         """Several items share the name: the one with the year written after it, else the one whose
         whole title is the name ("Star Wars (1977)", not "Star Wars: The Clone Wars"), else the first."""
         if len(ids) > 1:
-            year = re.search(r"\((\d{4})\)", surface)
+            year = re.search(r"\(?((?:19|20)\d\d)\)?$", surface)
             if year:
                 for item_id in ids:
                     if f"({year.group(1)})" in self.catalog.by_id[item_id].title:
@@ -278,6 +376,46 @@ def _deletions(word: str) -> set[str]:
     return {word} | {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
+def _compact(name: str) -> str:
+    """A normalised name with spaces and "and" dropped: what is left when punctuation is deleted
+    instead of spaced ("Rail & Road" -> "Rail  Road", "Multi-Colour" -> "MultiColour")."""
+    return "".join(w for w in name.split() if w != "and")
+
+
+def _distinctive(word: str) -> bool:
+    return len(word) >= 3 and not word.isdigit() and word not in COMMON_WORDS
+
+
+_NEXT_CAP = re.compile(r" ([A-Z][\w'’&]*)")
+_PREV_CAP = re.compile(r"(?:^|(.)\s*)\b([A-Z][\w'’&]*) $", re.S)
+
+
+def _inside_longer_name(text: str, start: int, end: int) -> bool:
+    """True if a capitalised word runs on from the match ("Midway Hush", "Gotti Edge"): the title is
+    part of a longer name, likely a product that is not in the catalog. A capitalised word before
+    it counts only mid-sentence ("Try Babadook" is fine)."""
+    nxt = _NEXT_CAP.match(text, end)
+    if nxt and nxt.group(1).lower() not in COMMON_WORDS:
+        return True
+    prev = _PREV_CAP.search(text[max(0, start - 40):start])
+    if prev is None or prev.group(2).lower() in COMMON_WORDS:
+        return False
+    return prev.group(1) is not None and prev.group(1) not in ".!?:;\n\"“*(-–—"
+
+
+def _quoted(text: str, toks: list[tuple[int, int, str]]) -> bool:
+    before, after = text[max(toks[0][0] - 1, 0):toks[0][0]], text[toks[-1][1]:toks[-1][1] + 1]
+    return bool(before and after and before in "\"“'‘*" and after in "\"”'’*")
+
+
+def _as_name(text: str, toks: list[tuple[int, int, str]]) -> bool:
+    """Written as a name: quoted or bold, or every distinctive word capitalised ("Chinese Checkers")."""
+    if _quoted(text, toks):
+        return True
+    words = [text[a:b] for a, b, norm in toks if _distinctive(norm)]
+    return bool(words) and all(w[:1].isupper() for w in words)
+
+
 def _extend_year(text: str, end: int) -> int:
-    m = re.match(r"\s*\((?:19|20)\d\d\)", text[end:])
+    m = _YEAR_AFTER.match(text[end:])
     return end + m.end() if m else end

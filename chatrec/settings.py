@@ -37,7 +37,7 @@ class Settings:
     seed: int | None = None
     context_tokens: int = 4096  # prompt budget; the model's own limit caps it further
     constrain: bool = True  # constrained item spans when the backend supports them
-    prefill: bool = False  # start the LM's reply with prompts/reply_prefix.j2 (e.g. "1. [[")
+    prefill: bool = False  # prefix the reply with prompts/reply_prefix.j2 even without constraints (always on with them)
 
     catalog: Path = DEFAULT_CATALOG
     skip_bad_rows: bool = False

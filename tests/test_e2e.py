@@ -83,7 +83,8 @@ def test_chat_command_json_contract(tiny_model_dir, small_catalog_path, tmp_path
         assert isinstance(line["latency_ms"], float) and line["latency_ms"] > 0
         for r in line["recommendations"]:
             assert set(r) >= {"id", "title", "score"} and isinstance(r["score"], float)
-    assert lines[0]["recommendations"][0]["id"] == "p1"
+    # The LM's constrained pick comes first (a random model picks any candidate); the ranker's best follows.
+    assert "p1" in [r["id"] for r in lines[0]["recommendations"]]
 
 
 def test_chat_command_reports_bad_catalog_without_traceback(tmp_path):

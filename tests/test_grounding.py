@@ -102,3 +102,84 @@ def test_prompt_injection_never_yields_a_recommendation(make_services, small_cat
     assert all(r.source == "ranker" for r in result.recommendations)
     assert set(result.ungrounded) == {"FreeMoney 3000"}
     assert "FreeMoney" not in result.display.replace("~~FreeMoney 3000~~ _(not in our catalog)_", "")
+
+
+# -- free text: partial names and plain words must not become items --------------------------------
+
+TOYS = [
+    ("h1", "The Happy Cube - Set of 6 Foam Puzzle Cubes - Ages 5 +", "Foam puzzle cubes for ages 5 and up."),
+    ("h2", "Marauder's Map Wallscroll - Harry Potter", "Wall scroll for Harry Potter fans."),
+    ("h3", "Harry Potter - Hogwarts Express Train", "Die-cast train from the Harry Potter films."),
+    ("h4", "Action Man - Mission Commander Figure", "Poseable figure with mission kit."),
+    ("h5", "Kinetic Sand - Sandbox & Molds - Purple", "Sand that never dries out."),
+    ("h6", "Kinetic Sand - Beach Set", "Sand with beach moulds."),
+    ("h7", "Chinese Checkers - Handmade Luxury - Jaques London", "Wooden board and marbles."),
+    ("h8", "Smencils Graphite Pencils", "Scented graphite pencils made from newspaper."),
+    ("h9", "Sketching Set", "Six graphite pencils and an eraser."),
+    ("h10", "Drawing Pad", "A pad for graphite pencils and crayons."),
+]
+
+
+@pytest.fixture
+def toy_matcher(tmp_path):
+    from conftest import write_jsonl
+
+    rows = [{"id": i, "title": t, "description": d, "attributes": {"brand": t.split()[0]}} for i, t, d in TOYS]
+    return TitleMatcher(load_catalog(write_jsonl(tmp_path / "toys.jsonl", rows)))
+
+
+@pytest.mark.parametrize("text", [
+    "Great for ages 5 and up, and fun for the whole family.",  # "ages 5": a partial name, common words
+    "My son is a huge harry potter fan.",
+    "My son is a huge Harry Potter fan.",  # a product line two items share, not an item
+    "He wants an action man for his birthday.",  # "action man": one distinctive word
+    "Kinetic Sand is messy but fun.",
+    "these graphite pencils are great",  # brand dropped, plain words that other items use too
+])
+def test_common_phrases_in_free_text_name_no_item(toy_matcher, text):
+    assert toy_matcher.find_in_text(text) == []
+
+
+@pytest.mark.parametrize("text, item_id", [
+    ('I recommend "Mission Commander Figure" for him.', "h4"),  # a partial name, quoted
+    ("Chinese Checkers is a classic for rainy days.", "h7"),  # a partial name written as a name
+    ("Try the Hogwarts Express Train, he will love it.", "h3"),
+    ("The Happy Cube - Set of 6 Foam Puzzle Cubes - Ages 5 + is great.", "h1"),  # the whole title
+])
+def test_distinctive_names_in_free_text_are_found(toy_matcher, text, item_id):
+    assert [m.item_id for m in toy_matcher.find_in_text(text)] == [item_id]
+
+
+def test_a_partial_name_several_items_share_is_no_item(toy_matcher):
+    assert toy_matcher.match_phrase("Harry Potter") is None
+    assert toy_matcher.match_phrase("Kinetic Sand") is None
+    m = toy_matcher.match_phrase("Hogwarts Express Train")
+    assert (m.item_id, m.score, m.method) == ("h3", 0.95, "normalized")
+
+
+def test_one_word_title_the_catalog_uses_as_a_plain_word_needs_quotes_or_a_year(tmp_path):
+    from conftest import write_jsonl
+
+    rows = [{"id": "m1", "title": "The American (2010)", "description": "An assassin hides in Italy."},
+            {"id": "m2", "title": "Babadook (2014)", "description": "A widow and her son."}]
+    rows += [{"id": f"x{i}", "title": f"Film {i} (2001)", "description": f"An American story number {i}."}
+             for i in range(6)]
+    matcher = TitleMatcher(load_catalog(write_jsonl(tmp_path / "movies.jsonl", rows)))
+    found = lambda text: [m.item_id for m in matcher.find_in_text(text)]  # noqa: E731
+    assert found("a gritty American thriller, like Babadook") == ["m2"]
+    assert found("the American spy film") == []
+    assert found("The American (2010) is slow") == ["m1"]
+    assert found('try "The American" tonight') == ["m1"]
+    assert found("something like The American") == ["m1"]  # every word capitalised: a title
+
+
+def test_a_bold_name_is_grounded_whole_never_in_part(grounder):
+    reply = "Get the **Hornby Express Train Set Deluxe Gold Edition With Bonus Tunnel** today."
+    g = grounder.ground(reply)
+    assert [(m.text, m.item_id) for m in g.mentions] == [
+        ("Hornby Express Train Set Deluxe Gold Edition With Bonus Tunnel", None)]  # not t1: an invented edition
+    assert grounder.ground("Get the Hornby Express Train Set today.").item_ids() == ["t1"]
+
+
+def test_a_title_with_its_punctuation_dropped_is_found_in_plain_text(grounder):
+    assert grounder.ground("The MegaBloks Farm Building Set is sturdy.").item_ids() == ["l2"]
