@@ -63,3 +63,17 @@ def test_query_texts_are_embedded_once(hash_embedder):
     np.testing.assert_array_equal(again[0], first[1])
     np.testing.assert_array_equal(again[2], hash_embedder.encode(["no lego"])[0])
     assert index.encode([]).shape == (0, hash_embedder.dim)
+
+
+def test_large_index_scores_match_float32_products(monkeypatch):
+    """Above the size threshold scores come from a float16 copy: same order, error below 1e-3."""
+    monkeypatch.setattr(index_mod, "HALF_SCORES_MIN_ITEMS", 500)
+    vectors = unit_vectors(800, dim=64)
+    large, small = EmbeddingIndex(vectors), EmbeddingIndex(vectors[:400])
+    assert large._half is not None and small._half is None
+    q = unit_vectors(1, dim=64, seed=4)[0]
+    got, exact = large.scores(q), vectors @ q
+    assert got.dtype == np.float32 and got.shape == (800,)
+    assert np.abs(got - exact).max() < 1e-3
+    assert list(np.argsort(-got)[:5]) == list(np.argsort(-exact)[:5])
+    np.testing.assert_array_equal(small.scores(q), vectors[:400] @ q)

@@ -109,3 +109,59 @@ def test_cuda_without_gpu_is_a_clear_error(tiny_model_dir):
         pytest.skip("a GPU is visible")
     with pytest.raises(ModelLoadError, match="no CUDA GPU is visible; use --device cpu"):
         TransformersBackend(str(tiny_model_dir), device="cuda")
+
+
+def test_auto_device_without_gpu_falls_back_to_cpu_and_says_so(tiny_model_dir, caplog):
+    import torch
+
+    from chatrec.backends.local import TransformersBackend
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with caplog.at_level("WARNING", logger="chatrec.backends.local"):
+        backend = TransformersBackend(str(tiny_model_dir), device="auto", dtype="float32")
+    assert backend.device == "cpu" and backend.model.device.type == "cpu"
+    assert "--device auto: no CUDA GPU is visible" in caplog.text
+    assert "".join(backend.stream(conversation("ok")[:2], GREEDY))
+
+
+def test_gpu_path_loads_through_accelerate_in_half_precision(tiny_model_dir, monkeypatch):
+    """No GPU here: pretend one is visible and check what the backend asks transformers/accelerate for."""
+    import torch
+    import transformers
+
+    from chatrec.backends.local import TransformersBackend
+
+    real = transformers.AutoModelForCausalLM.from_pretrained
+    asked = {}
+
+    def from_pretrained(source, **kwargs):
+        asked.update(kwargs)
+        return real(source, dtype=torch.float32)  # stays on the CPU
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", from_pretrained)
+    backend = TransformersBackend(str(tiny_model_dir), device="auto")
+    assert asked == {"dtype": torch.bfloat16, "device_map": "cuda"}
+    assert (backend.device, backend.quantize) == ("cuda", "none")  # int8 is the CPU path only
+
+
+def test_int8_linear_prefill_and_decode_paths_agree():
+    """Many rows (prefill) take the dense kernel, few rows (decoding) the int8 kernel: same numbers."""
+    import torch
+
+    from chatrec.backends.local import _int8_linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32, bias=True).to(torch.bfloat16)
+    q = _int8_linear(torch, linear)
+    x = torch.randn(1, 20, 64, dtype=torch.bfloat16)
+    prefill = q(x)[0].float()
+    decode = torch.cat([q(x[:, i:i + 1])[0] for i in range(20)]).float()
+    reference = x[0].float() @ (q.weight_int8.float() * q.scales.float()[:, None]).T + linear.bias.float()
+    assert prefill.shape == decode.shape == (20, 32)
+    assert torch.allclose(prefill, reference, atol=0.05, rtol=0.02)
+    assert torch.allclose(decode, reference, atol=0.05, rtol=0.02)
+    # int8 with per-row scales stays close to the bf16 layer it replaced
+    assert torch.allclose(prefill, linear(x)[0].float(), atol=0.08, rtol=0.05)

@@ -91,8 +91,14 @@ def test_empty_reply_yields_nothing(server):
 @pytest.mark.parametrize("status", [400, 500])
 def test_http_error_becomes_generation_error(server, status):
     server.status = status
-    with pytest.raises(GenerationError, match="model server at .* failed"):
+    with pytest.raises(GenerationError, match=f"model server at .* failed: HTTP {status} .*model overloaded"):
         list(OpenAIBackend("m", server.url, timeout=5).stream(USER, OPTIONS))
+
+
+def test_unknown_model_names_the_model(server):
+    server.status = 404
+    with pytest.raises(GenerationError, match="HTTP 404 .*serves a model named 'qwen-7b'"):
+        list(OpenAIBackend("qwen-7b", server.url, timeout=5).stream(USER, OPTIONS))
 
 
 def test_connection_dropped_mid_stream_becomes_generation_error(server):
@@ -104,10 +110,42 @@ def test_connection_dropped_mid_stream_becomes_generation_error(server):
     assert got == ["Hello"]
 
 
-def test_unreachable_server_becomes_generation_error(server):
+def test_server_down_says_how_to_fix_it(server):
     backend = OpenAIBackend("m", "http://127.0.0.1:9/v1", timeout=2)
-    with pytest.raises(GenerationError, match="127.0.0.1:9"):
+    with pytest.raises(GenerationError) as err:
         list(backend.stream(USER, OPTIONS))
+    message = str(err.value)
+    assert message.startswith("cannot reach the model server at http://127.0.0.1:9/v1")
+    assert "vllm serve m" in message and "--base-url" in message
+
+
+def test_model_flag_and_base_url_reach_the_server(server, small_catalog_path, make_services):
+    """``--model openai:NAME --base-url URL`` through settings and services, one streamed turn."""
+    from chatrec.recommender import Recommender
+
+    server.chunks = ["Try ", "[[Rag Doll Emily]]", "."]
+    services = make_services(small_catalog_path, backend="load", model="openai:served-name", base_url=server.url)
+    assert services.backend.name == "openai:served-name"
+    rec = Recommender(services)
+    pieces = list(rec.respond(rec.new_state(), "a soft doll"))
+    result = pieces[-1]
+    assert [r.item.id for r in result.recommendations][:1] == ["d2"]
+    assert len(pieces) >= 3  # partial replies were streamed before the result
+    sent = server.requests[0]["messages"]
+    # The server caches prompt prefixes: candidates travel with the latest message, the system prompt is stable.
+    assert "Rag Doll Emily" not in sent[0]["content"] and "Rag Doll Emily" in sent[-1]["content"]
+    assert sent[-1]["content"].endswith("a soft doll")
+
+
+def test_server_down_turn_fails_visibly_with_catalog_fallback(small_catalog_path, make_services):
+    from chatrec.recommender import Recommender
+
+    services = make_services(small_catalog_path, backend="load", model="openai:m", base_url="http://127.0.0.1:9/v1")
+    rec = Recommender(services)
+    result = rec.run_turn(rec.new_state(), "a train set")
+    assert result.status == "failed" and "cannot reach the model server" in result.error
+    assert result.display.startswith("⚠️ Sorry — the language model failed")
+    assert result.recommendations  # the ranked catalog items are still shown
 
 
 def test_invented_item_is_never_recommended(server, small_catalog_path, make_services):

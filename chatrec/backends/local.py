@@ -4,7 +4,7 @@ Input is built with the tokenizer's own chat template (``add_generation_prompt=T
 new tokens are decoded; streaming uses ``TextIteratorStreamer`` with generation in a worker
 thread. Device and dtype go through accelerate (``device_map``) when a GPU is asked for. When a
 ``SpanConstraint`` is given, ``constrained.py``'s logits processor restricts item spans to
-candidate titles. A ``reply_prefix`` (from ``prompts/reply_prefix.j2`` with ``--prefill``) is
+candidate titles. A ``reply_prefix`` (``prompts/reply_prefix.j2``; given whenever constraints are on) is
 appended after the generation prompt and yielded first, so the model continues an opened item
 span (the constraint then makes it complete a real title). Nothing here knows about catalogs or
 dialogue state.
@@ -14,7 +14,10 @@ Speed on a CPU (numbers from ``python -m chatrec bench``):
 - ``PrefixCache`` keeps each conversation's KV cache, so a follow-up turn encodes only what is
   new since the last reply (the prompt keeps the per-turn candidates *after* the history);
 - ``quantize="int8"`` stores every linear layer (and the output head) as int8 with a per-row
-  scale: decoding reads half the bytes.
+  scale: decoding reads half the bytes (``_weight_int8pack_mm``); prefill runs the dense bf16
+  kernel on the int8 values and scales the output;
+- ``device="auto"`` takes a CUDA GPU when torch sees one (bf16, or fp16 without bf16, placed by
+  accelerate's ``device_map``; no int8 there) and says so in a warning when it falls back to the CPU.
 Left out: torch.compile and static caches (minutes of compilation on a 2-core machine for a
 single-digit gain) and speculative decoding.
 """
@@ -155,9 +158,9 @@ def _int8_linear(torch, linear):
             rows = x.reshape(-1, self.in_features)
             if rows.shape[0] <= 16:  # decoding: the fused kernel reads int8 straight from memory
                 y = torch.ops.aten._weight_int8pack_mm(rows.to(self.scales.dtype), self.weight_int8, self.scales)
-            else:  # prefill is compute-bound: dequantise once and use the dense kernel
-                weight = self.weight_int8.to(rows.dtype) * self.scales[:, None].to(rows.dtype)
-                y = torch.nn.functional.linear(rows, weight)
+            else:  # prefill is compute-bound: the dense kernel on the int8 values (exact in bf16), then
+                # the per-row scales on the small output: one pass over the weights, not two
+                y = torch.nn.functional.linear(rows, self.weight_int8.to(rows.dtype)) * self.scales.to(rows.dtype)
             y = y.to(x.dtype)
             if self.bias is not None:
                 y = y + self.bias
@@ -187,6 +190,7 @@ def weight_bytes_per_token(model) -> int:
 
 class TransformersBackend:
     supports_constraints = True
+    caches_prefix = True  # PrefixCache: services then keep system prompt + history a stable prefix
 
     def __init__(self, model: str, *, device: str = "cpu", dtype: str = "auto", threads: int = 0,
                  quantize: str = "auto", prefix_cache: "PrefixCache | None" = None):
@@ -197,6 +201,9 @@ class TransformersBackend:
             torch.set_num_threads(threads)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+            if device == "cpu":
+                log.warning("--device auto: no CUDA GPU is visible to torch %s; running the model on the CPU",
+                            torch.__version__)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelLoadError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
         self.name = model
