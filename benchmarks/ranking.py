@@ -1,6 +1,6 @@
 """Ranking ablation on recorded dialogues (default: the ReDial valid split), with cross-validation.
 
-    python benchmarks/ranking.py --home .chatrec [--limit N] [--folds 5] [--out reports/ranking.json]
+    python benchmarks/ranking.py --home .chatrec [--limit N] [--folds 5] [--out benchmarks/results/ranking.json]
 
 Each dialogue's context is replayed once and every signal of the ``Ranker`` is computed once at
 unit weight; the table's rows then re-weight those cached signals (the sum is exactly what
@@ -9,7 +9,7 @@ signal (content neighbours of named items, with named items filtered out), + col
 (MovieLens item-item), + popularity/recency priors, + learned priors from other dialogues' targets.
 
 Protocol for everything learned from the split (weights, target priors): 5 folds by conversation
-(turns of one conversation never straddle folds); weights are chosen by coordinate search on four
+(turns of one conversation never straddle folds); weights are chosen by coordinate search (one pass from the defaults) on four
 folds and scored on the fifth; the learned ``TargetPrior`` is built from the four training folds
 only. Reported figures are pooled over the held-out folds. ms/turn is the time of one real
 ``Ranker.score`` + ``top`` call with that row's weights (tracking excluded), median over turns.
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
-SIGNALS = ("dense", "lexical", "mentioned", "collab", "popularity", "recency", "target_pop", "cooc")
+SIGNALS = ("dense", "lexical", "mentioned", "collab", "popularity", "recency", "target_pop", "cooc", "requests")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [
     ("dense only", ("dense",), ()),
@@ -40,10 +40,14 @@ ROWS = [
      ("lexical", "mentioned", "collab")),
     ("+ popularity and recency priors", ("dense", "lexical", "mentioned", "collab", "popularity", "recency"),
      ("lexical", "mentioned", "collab", "popularity", "recency")),
-    ("+ learned target priors (CV)", SIGNALS, ("lexical", "mentioned", "collab", "popularity", "recency",
-                                                "target_pop", "cooc")),
+    ("+ learned priors from other dialogues (CV)", SIGNALS,
+     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests")),
 ]
-GRID = (0.0, 0.1, 0.2, 0.4, 0.8, 1.5)
+# Fixed weights, no search: what the shipped commands run (the learned priors still come from the
+# other folds). (row name, RankWeights factory name)
+FIXED = [("defaults, no learning (what `eval` runs)", "RankWeights"),
+         ("defaults + learned priors (what `eval --train-dialogues` runs)", "RankWeights.learned")]
+GRID = (0.0, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5)
 
 
 def fold_of(dialogue_id: str, folds: int) -> int:
@@ -69,15 +73,15 @@ class Cache:
         self.folds = np.array([fold_of(d.id, folds) for d in dialogues])
         pos = services.catalog.position
         self.targets = [[pos[t] for t in d.targets if t in pos] for d in dialogues]
-        self.priors = [TargetPrior.from_dialogues(services.catalog, services.matcher,
-                                                  [d for d, f in zip(dialogues, self.folds) if f != k])
-                       for k in range(folds)]
-        self.states = []
         from tqdm import tqdm
 
-        for i, d in enumerate(tqdm(dialogues, file=sys.stderr, desc="signals")):
-            state = replay(services, d)
-            self.states.append(state)
+        self.states = [replay(services, d) for d in tqdm(dialogues, file=sys.stderr, desc="replay")]
+        queries = {d.id: ranker.query_vector(st) for d, st in zip(dialogues, self.states)}
+        self.priors = [TargetPrior.from_dialogues(services.catalog, services.matcher,
+                                                  [d for d, f in zip(dialogues, self.folds) if f != k],
+                                                  query_of=lambda d: queries[d.id])
+                       for k in range(folds)]
+        for i, state in enumerate(tqdm(self.states, file=sys.stderr, desc="signals")):
             ranker.set_target_prior(self.priors[self.folds[i]])
             _, signals = ranker.score(state, self.unit)
             for s in SIGNALS:
@@ -87,7 +91,10 @@ class Cache:
             self.shown[i, [pos[x] for x in set(state.shown) | set(state.liked) if x in pos]] = True
         ranker.set_target_prior(None)
 
-    def recall(self, weights: dict[str, float], rows: np.ndarray, shown_penalty: float = 0.25) -> dict[int, float]:
+    def recall(self, weights: dict[str, float], rows: np.ndarray, shown_penalty: float | None = None) -> dict[int, float]:
+        from chatrec.ranker import RankWeights
+
+        shown_penalty = RankWeights().shown_penalty if shown_penalty is None else shown_penalty
         hits = dict.fromkeys(KS, 0)
         n = 0
         idx = np.flatnonzero(rows)
@@ -110,27 +117,34 @@ class Cache:
 
 
 def search(cache: Cache, rows: np.ndarray, on: tuple[str, ...], tuned: tuple[str, ...]) -> dict[str, float]:
-    """Coordinate ascent (two passes) on the training rows; objective Recall@10 + Recall@50."""
-    weights = {s: (1.0 if s == "dense" else 0.3) if s in on else 0.0 for s in SIGNALS}
+    """Coordinate ascent (one pass) on the training rows, from the default weights (0.5 for a
+    signal whose default is off); objective Recall@10 + Recall@50."""
+    from chatrec.ranker import RankWeights
+
+    default = RankWeights()
+    weights = {s: (getattr(default, s) or 0.5) if s in on else 0.0 for s in SIGNALS}
     score = lambda w: sum(cache.recall(w, rows)[k] for k in (10, 50))  # noqa: E731
     best = score(weights)
-    for _ in range(2):
-        for s in tuned:
-            for value in GRID:
-                trial = {**weights, s: value}
-                v = score(trial)
-                if v > best + 1e-9:
-                    best, weights = v, trial
+    for s in tuned:
+        for value in GRID:
+            trial = {**weights, s: value}
+            v = score(trial)
+            if v > best + 1e-9:
+                best, weights = v, trial
     return weights
 
 
-def cross_validate(cache: Cache, on, tuned, folds: int) -> tuple[dict[int, float], list[dict[str, float]]]:
+def cross_validate(cache: Cache, on, tuned, folds: int,
+                   fixed: dict[str, float] | None = None) -> tuple[dict[int, float], list[dict[str, float]]]:
     pooled = dict.fromkeys(KS, 0.0)
     chosen = []
     total_pairs = sum(len(t) for t in cache.targets)
     for k in range(folds):
         train, test = cache.folds != k, cache.folds == k
-        weights = search(cache, train, on, tuned) if tuned else {s: float(s in on) for s in SIGNALS}
+        if fixed is not None:
+            weights = fixed
+        else:
+            weights = search(cache, train, on, tuned) if tuned else {s: float(s in on) for s in SIGNALS}
         chosen.append(weights)
         pairs = sum(len(t) for t, f in zip(cache.targets, test) if f)
         for cut, value in cache.recall(weights, test).items():
@@ -143,7 +157,8 @@ def ms_per_turn(services, cache: Cache, weights: dict[str, float], n: int = 60) 
 
     w = replace(RankWeights(), **{s: weights.get(s, 0.0) for s in SIGNALS})
     ranker = services.ranker
-    ranker.set_target_prior(cache.priors[0] if weights.get("target_pop") or weights.get("cooc") else None)
+    learned = any(weights.get(s) for s in ("target_pop", "cooc", "requests"))
+    ranker.set_target_prior(cache.priors[0] if learned else None)
     cached = ranker.index.embedder
     ranker.index.embedder = getattr(cached, "embedder", cached)  # time real query encoding, not the cache
     times = []
@@ -164,7 +179,7 @@ def main() -> int:
     p.add_argument("--home", default=str(ROOT / ".chatrec"), help="embedding cache folder (reused between runs)")
     p.add_argument("--limit", type=int)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--out", default=str(ROOT / "reports" / "ranking.json"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ranking.json"))
     args = p.parse_args()
 
     from chatrec.evaluate import cache_query_encodings, load_dialogues
@@ -186,6 +201,16 @@ def main() -> int:
         print(f"| {name} | {recall[1]:.3f} | {recall[10]:.3f} | {recall[50]:.3f} | {ms:.1f} |", flush=True)
         results.append({"row": name, **{f"recall@{k}": round(v, 4) for k, v in recall.items()},
                         "ms_per_turn": round(ms, 2), "weights_per_fold": chosen})
+    from chatrec.ranker import RankWeights
+
+    for name, factory in FIXED:
+        w = RankWeights.learned() if factory.endswith("learned") else RankWeights()
+        fixed = {s: float(getattr(w, s)) for s in SIGNALS}
+        recall, _ = cross_validate(cache, SIGNALS, (), args.folds, fixed=fixed)
+        ms = ms_per_turn(services, cache, fixed)
+        print(f"| {name} | {recall[1]:.3f} | {recall[10]:.3f} | {recall[50]:.3f} | {ms:.1f} |", flush=True)
+        results.append({"row": name, **{f"recall@{k}": round(v, 4) for k, v in recall.items()},
+                        "ms_per_turn": round(ms, 2), "weights": fixed})
     all_rows = np.ones(len(dialogues), dtype=bool)
     full = search(cache, all_rows, SIGNALS[:6], ROWS[4][2])
     out = {"dialogues": args.dialogues, "n_turns": len(dialogues), "n_pairs": sum(len(t) for t in cache.targets),

@@ -102,23 +102,32 @@ def read_interactions(path: str | Path) -> list[tuple[str, str, float]]:
 
 
 class TargetPrior:
-    """What human recommenders suggested in *other* dialogues (a training split, or the other
-    cross-validation folds): how often each item was suggested, and which items were suggested
-    after which items had been named (mention -> target co-occurrence). Never built from the
-    dialogues being scored; ``benchmarks/ranking.py`` shows the cross-validated effect."""
+    """What human recommenders suggested in *other* dialogues (a training split, the other
+    cross-validation folds, or the product's own logged turns): how often each item was suggested,
+    which items were suggested after which items had been named (mention -> target co-occurrence),
+    and, given each training turn's query vector, what was suggested for *similar requests*
+    (k nearest training turns by query cosine; "people who asked like this were offered these").
+    Never built from the dialogues being scored; ``benchmarks/ranking.py`` shows the cross-validated effect."""
 
-    def __init__(self, catalog: Catalog, counts: np.ndarray, cooc: sparse.csr_matrix):
+    def __init__(self, catalog: Catalog, counts: np.ndarray, cooc: sparse.csr_matrix,
+                 queries: np.ndarray | None = None, query_targets: sparse.csr_matrix | None = None):
         self.catalog = catalog
         self.counts = counts
         self.cooc = cooc
+        self.queries = queries  # (turns, dim) unit vectors, or None
+        self.query_targets = query_targets  # (turns, items) 1 where the turn's target was the item
 
     @classmethod
-    def from_dialogues(cls, catalog: Catalog, matcher, dialogues) -> "TargetPrior":
-        """``dialogues``: objects with ``.context`` [(role, text)] and ``.targets`` [item id]."""
+    def from_dialogues(cls, catalog: Catalog, matcher, dialogues, query_of=None) -> "TargetPrior":
+        """``dialogues``: objects with ``.context`` [(role, text)] and ``.targets`` [item id];
+        ``query_of(dialogue)`` -> unit query vector or None enables ``similar_requests``."""
         pos = catalog.position
         counts = np.zeros(len(catalog), dtype=np.float32)
         rows: list[int] = []
         cols: list[int] = []
+        vectors: list[np.ndarray] = []
+        q_rows: list[int] = []
+        q_cols: list[int] = []
         for d in dialogues:
             targets = [pos[t] for t in d.targets if t in pos]
             named = {pos[m.item_id] for _, text in d.context for m in matcher.find_in_text(text)}
@@ -127,9 +136,18 @@ class TargetPrior:
                 for n in named - {t}:
                     rows.append(n)
                     cols.append(t)
-        data = np.ones(len(rows), dtype=np.float32)
-        cooc = sparse.csr_matrix((data, (rows, cols)), shape=(len(catalog), len(catalog)), dtype=np.float32)
-        return cls(catalog, counts, cooc)
+            vec = query_of(d) if query_of is not None and targets else None
+            if vec is not None:
+                q_rows += [len(vectors)] * len(targets)
+                q_cols += targets
+                vectors.append(vec)
+        cooc = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                 shape=(len(catalog), len(catalog)), dtype=np.float32)
+        if not vectors:
+            return cls(catalog, counts, cooc)
+        qt = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
+                               shape=(len(vectors), len(catalog)), dtype=np.float32)
+        return cls(catalog, counts, cooc, np.stack(vectors).astype(np.float32), qt)
 
     def popularity(self) -> np.ndarray:
         """log-scaled suggestion counts in [0, 1]."""
@@ -144,4 +162,17 @@ class TargetPrior:
             row = self.cooc.getrow(seed)
             if row.nnz:
                 out[row.indices] += w * np.log1p(row.data)
+        return out / out.max() if out.max() > 0 else out
+
+    def similar_requests(self, query: np.ndarray, k: int = 100) -> np.ndarray:
+        """Items suggested in the ``k`` training turns whose queries are most similar, weighted by
+        cosine similarity, in [0, 1]. One matrix-vector product over the stored turns."""
+        out = np.zeros(len(self.catalog), dtype=np.float32)
+        if self.queries is None or self.query_targets is None:
+            return out
+        sims = self.queries @ query.astype(np.float32)
+        k = min(k, len(sims))
+        near = np.argpartition(-sims, k - 1)[:k]
+        weights = np.clip(sims[near], 0, None)
+        out = np.asarray(self.query_targets[near].T @ weights).ravel().astype(np.float32)
         return out / out.max() if out.max() > 0 else out

@@ -174,6 +174,22 @@ def rank_ids_lm(recommender, dialogue: Dialogue, k: int, tally: Tally) -> list[s
     return (picks + [i for i in ranked if i not in seen])[:k]
 
 
+def learn_from(services, dialogues: list[Dialogue]) -> None:
+    """Learned priors from other dialogues' targets (``TargetPrior``), switched on with the
+    cross-validated weights of ``RankWeights.learned``."""
+    from dataclasses import replace
+
+    from .collab import TargetPrior
+    from .ranker import RankWeights
+
+    ranker = services.ranker
+    prior = TargetPrior.from_dialogues(services.catalog, services.matcher, dialogues,
+                                       query_of=lambda d: ranker.query_vector(replay(services, d)))
+    ranker.set_target_prior(prior)
+    learned = RankWeights.learned()
+    ranker.weights = replace(ranker.weights, **{n: getattr(learned, n) for n in RankWeights.LEARNED})
+
+
 def evaluate(services, dialogues: Iterable[Dialogue], ks: list[int], progress: bool = False) -> Tally:
     """Recall@K over ``dialogues`` with already-built services (LM path when it has a backend)."""
     dialogues = list(dialogues)
@@ -221,13 +237,24 @@ def report(services, tally: Tally, args: argparse.Namespace, skipped_targets: in
         "interactions": str(services.settings.interactions) if services.settings.interactions else None,
         "train_dialogues": getattr(args, "train_dialogues", None),
         "ranking_path": "lm+ranker" if lm else "ranker",
+        "ranking_path_note": ("the LM's grounded picks first, then the ranker's order" if lm
+                              else "the hybrid ranker alone (no LM)"),
         "weights": asdict(services.ranker.weights),
+        "learned_priors": _learned(services.ranker),
         "embedder": services.settings.embedder,
         "skipped_targets": skipped_targets,
         "lm_mentions": tally.mentions,
         "lm_picks": tally.lm_picks,
         "build_s": {k: round(v, 2) for k, v in services.timings.items()},
     }
+
+
+def _learned(ranker) -> dict[str, object] | None:
+    prior = ranker.target_prior
+    if prior is None:
+        return None
+    return {"suggestions": int(prior.counts.sum()),
+            "request_turns": 0 if prior.queries is None else int(prior.queries.shape[0])}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,12 +270,9 @@ def run(args: argparse.Namespace) -> int:
     backend = None if settings.model == "none" else "load"
     # Evaluation turns are not conversations: keep them out of the product's database.
     services = build_services(settings, progress=say, backend=backend, store=Store("sqlite://"))
-    if args.train_dialogues:
-        from .collab import TargetPrior
-
-        services.ranker.set_target_prior(TargetPrior.from_dialogues(
-            services.catalog, services.matcher, load_dialogues(args.train_dialogues)))
     cache_query_encodings(services)
+    if args.train_dialogues:
+        learn_from(services, load_dialogues(args.train_dialogues))
     skipped = sum(1 for d in dialogues for t in d.targets if t not in services.catalog.position)
     tally = evaluate(services, dialogues, ks, progress=args.progress)
     out = report(services, tally, args, skipped)

@@ -26,7 +26,8 @@ def explain(state: DialogueState, item: Item, currency: str = "£") -> str:
     if prefs.exclude:
         parts.append("no " + ", ".join(prefs.exclude))
     if item.rating is not None and item.rating >= 4.0:
-        reviews = f" from {item.review_count:,} reviews" if item.review_count else ""
+        reviews = (f" from {item.review_count:,} review{'s' if item.review_count != 1 else ''}"
+                   if item.review_count else "")
         parts.append(f"rated {item.rating:g}/5{reviews}")
     if not parts:
         if item.brand:

@@ -1,14 +1,18 @@
 """Hybrid ranking of catalog items for the current dialogue state.
 
-score = dense similarity of the conversation to each item
-      + lexical (BM25) relevance
-      + similarity to items the user mentioned or liked (content and collaborative)
-      - similarity to items the user rejected
-      + popularity prior + aggregated feedback prior (from the store, with a minimum count)
+score = dense similarity of the conversation to each item (informative user turns only, recent
+        ones weigh more: "any other options?" leaves the query as it was)
+      + lexical (BM25) relevance, filler words dropped
+      + similarity to items the user mentioned or liked (content), and item-item collaborative
+        similarity to them (and, more weakly, to items already suggested and not rejected)
+      - a fixed demotion for near-duplicates of items the user rejected (similarity >= threshold)
+      + popularity and recency priors + aggregated feedback prior (from the store, with a minimum count)
+      + learned priors from other dialogues' targets when a ``TargetPrior`` is set (off by default)
       + soft bonuses for the wanted category and must-have terms
 then hard filters: price bounds, exclusions, rejected items, items the user named themselves.
 Items already shown are demoted, not hidden, so a still-best item can come back later.
-Weights live in ``RankWeights``; ``benchmarks/`` measures each signal's contribution.
+Weights live in ``RankWeights``; ``benchmarks/ranking.py`` measures each signal's contribution
+and chose the defaults. Reranking by an LM is not done here (see ``recommender.py``).
 """
 from __future__ import annotations
 
@@ -16,37 +20,49 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterable, Mapping
+from typing import ClassVar, Iterable, Mapping
 
 import numpy as np
 
 from .catalog import Catalog, Item
 from .collab import CollaborativeModel, TargetPrior
 from .index import EmbeddingIndex
-from .lexical import LexicalIndex, TermIndex
+from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
 from .state import DialogueState
 
 
 @dataclass(frozen=True)
 class RankWeights:
+    # Defaults: chosen by cross-validated coordinate search on the ReDial valid split without learned
+    # priors (benchmarks/ranking.py, benchmarks/results/ranking.md), rounded.
     dense: float = 1.0
-    lexical: float = 0.3
-    mentioned: float = 0.5  # content similarity to liked/mentioned items
-    collab: float = 0.0  # item-item CF (only with interactions)
-    popularity: float = 0.05
+    lexical: float = 0.7  # BM25 on the informative turns, scaled to [0, 1] per query
+    mentioned: float = 2.5  # content similarity to items the user named or liked
+    collab: float = 0.7  # item-item CF (only with interactions)
+    popularity: float = 0.7
     feedback: float = 0.3
     category: float = 0.15
     must_have: float = 0.1
-    rejected_similar: float = 0.4
+    rejected_similar: float = 0.4  # demotion of near-duplicates of thumbs-down items
+    rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
-    shown_seed: float = 0.0  # items the assistant named count as weak seeds for "mentioned"/"collab"
-    recency: float = 0.0  # prior for recent items (catalogs with a year)
+    shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"
+    recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
+    requests: float = 0.0  # learned: suggested for similar requests in other dialogues (TargetPrior)
+    requests_k: int = 100  # how many similar training turns vote
     turn_decay: float = 0.5  # weight of older user turns in the query
     feedback_min_count: int = 3
+
+    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests")
+
+    @classmethod
+    def learned(cls) -> "RankWeights":
+        """The defaults plus the learned priors at their cross-validated weights (with training dialogues)."""
+        return cls(target_pop=0.5, cooc=0.2, requests=1.0)
 
     def without(self, *names: str) -> "RankWeights":
         return replace(self, **{n: 0.0 for n in names})
@@ -129,48 +145,72 @@ class Ranker:
         total += self._penalties(state, w)
         return total, signals
 
+    def query_vector(self, state: DialogueState, w: RankWeights | None = None) -> np.ndarray | None:
+        """Unit embedding of what the user asked for: informative turns, recent ones weigh more.
+
+        Only turns with content words count: "show me other options" must not push the earlier
+        "a wooden train under £20" aside (nor shift the decay), so the query keeps its weight."""
+        texts = informative_texts(state)
+        if not texts:
+            return None
+        decay_rate = (w or self.weights).turn_decay
+        vecs = self.index.encode(texts)
+        decay = np.array([decay_rate ** (len(texts) - 1 - i) for i in range(len(texts))], dtype=np.float32)
+        query = (decay[:, None] * vecs).sum(axis=0)
+        return query / (np.linalg.norm(query) + 1e-9)
+
     def _query_signals(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
-        """What the user wrote: dense similarity (recent turns count more) and BM25."""
+        """What the user wrote: dense similarity, BM25, and what similar requests were offered (learned)."""
         out: dict[str, np.ndarray] = {}
-        texts = [_without(t, state.prefs.exclude) for t in state.user_texts()]
-        texts = [t for t in texts if t.strip()]
-        if texts and w.dense:
-            vecs = self.index.encode(texts)
-            decay = np.array([w.turn_decay ** (len(texts) - 1 - i) for i in range(len(texts))], dtype=np.float32)
-            query = (decay[:, None] * vecs).sum(axis=0)
-            query /= np.linalg.norm(query) + 1e-9
+        learned = w.requests and self.target_prior is not None
+        query = self.query_vector(state, w) if (w.dense or learned) else None
+        if query is not None and w.dense:
             out["dense"] = w.dense * self.index.scores(query)
+        if query is not None and learned:
+            out["requests"] = w.requests * self.target_prior.similar_requests(query, w.requests_k)
+        texts = informative_texts(state)
         if texts and w.lexical and self.lexical is not None:
             lex = self.lexical.scores(" ".join(texts[-3:]))
-            out["lexical"] = w.lexical * lex / (lex.max() + 1e-9)
+            if lex.max() > 0:
+                out["lexical"] = w.lexical * lex / lex.max()
         return out
 
     def _seed_signals(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
-        """Items named, liked or rejected: content and collaborative neighbours."""
+        """Items named or liked (content and collaborative neighbours); items the assistant already
+        suggested count as weaker seeds for the collaborative signals (``shown_seed``)."""
         out: dict[str, np.ndarray] = {}
-        seeds = self._seeds(state, w)
-        pos = [p for p, _ in seeds]
-        wts = [x for _, x in seeds]
-        if seeds and w.mentioned:
-            centroid = (np.array(wts, dtype=np.float32)[:, None] * self.index.vectors[pos]).sum(axis=0)
+        named = self._seeds(state)
+        if named and w.mentioned:
+            pos, wts = zip(*named)
+            centroid = (np.array(wts, dtype=np.float32)[:, None] * self.index.vectors[list(pos)]).sum(axis=0)
             centroid /= np.linalg.norm(centroid) + 1e-9
             out["mentioned"] = w.mentioned * self.index.scores(centroid)
+        seeds = self._seeds(state, w.shown_seed)
         if seeds and w.collab and self.collab is not None:
-            cf = self.collab.similar(pos, wts)
+            cf = self.collab.similar(*map(list, zip(*seeds)))
             out["collab"] = w.collab * cf / cf.max() if cf.max() > 0 else cf
         if seeds and w.cooc and self.target_prior is not None:
-            out["cooc"] = w.cooc * self.target_prior.following(pos, wts)
+            out["cooc"] = w.cooc * self.target_prior.following(*map(list, zip(*seeds)))
         out.update(self._feedback_neighbours(state, w))
         return out
 
     def _feedback_neighbours(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
-        """Thumbs in this conversation: neighbours of liked items up, of rejected items down."""
+        """Thumbs in this conversation: neighbours of liked items up, near-duplicates of rejected items down.
+
+        A thumbs-down says "not this one", not "nothing like it": only items at least
+        ``rejected_threshold`` similar to a rejected item (other editions, the same product in another
+        colour) lose ``rejected_similar``; everything else keeps its score."""
         out: dict[str, np.ndarray] = {}
-        for name, ids, weight in (("liked", state.liked, w.liked_similar), ("rejected", state.rejected, -w.rejected_similar)):
+        for name, ids in (("liked", state.liked), ("rejected", state.rejected)):
+            weight = w.liked_similar if name == "liked" else w.rejected_similar
             rows = [self.catalog.position[i] for i in ids if i in self.catalog.position]
-            if rows and weight:
-                sims = self.index.vectors @ self.index.vectors[rows].T
-                out[name] = weight * np.clip(sims.max(axis=1), 0, None)
+            if not rows or not weight:
+                continue
+            sims = (self.index.vectors @ self.index.vectors[rows].T).max(axis=1)
+            if name == "liked":
+                out[name] = weight * np.clip(sims, 0, None)
+            else:
+                out[name] = -weight * (sims >= w.rejected_threshold).astype(np.float32)
         return out
 
     def _prior_signals(self, w: RankWeights) -> dict[str, np.ndarray]:
@@ -183,14 +223,15 @@ class Ranker:
                 out[name] = weight * values
         return out
 
-    def _seeds(self, state: DialogueState, w: RankWeights | None = None) -> list[tuple[int, float]]:
-        """(position, weight) of items the user named without disliking, liked, or (weakly) was shown."""
+    def _seeds(self, state: DialogueState, shown_weight: float = 0.0) -> list[tuple[int, float]]:
+        """(position, weight) of items the user named without disliking or liked, and (at
+        ``shown_weight``) items already suggested that the user did not reject."""
         seeds: dict[int, float] = {}
         pos = self.catalog.position
-        if w is not None and w.shown_seed:
+        if shown_weight:
             for item_id in state.shown:
                 if item_id in pos and item_id not in state.rejected:
-                    seeds[pos[item_id]] = w.shown_seed
+                    seeds[pos[item_id]] = shown_weight
         for item_id, sentiment in state.mentioned.items():
             if sentiment >= 0 and item_id in pos:
                 seeds[pos[item_id]] = 1.0 if sentiment > 0 else 0.7
@@ -252,15 +293,10 @@ class Ranker:
         return counts / counts.max() if counts.max() > 0 else counts
 
 
-def _has_word(text: str, term: str) -> bool:
-    """Whole-word (or whole-phrase) containment on normalised text; 'lego' must not hit 'legolas'."""
-    start = text.find(term)
-    while start != -1:
-        end = start + len(term)
-        if (start == 0 or text[start - 1] == " ") and (end == len(text) or text[end] == " "):
-            return True
-        start = text.find(term, start + 1)
-    return False
+def informative_texts(state: DialogueState) -> list[str]:
+    """The user's turns that say something searchable (excluded terms removed), oldest first."""
+    texts = [_without(t, state.prefs.exclude) for t in state.user_texts()]
+    return [t for t in texts if content_words(t)]
 
 
 def _without(text: str, terms: list[str]) -> str:

@@ -27,8 +27,8 @@ DIALOGUES = [
     {"id": "3-1", "context": [{"role": "user", "content": "a chess strategy game"}], "targets": ["dragon", "marble"]},
 ]
 KEYS = {"n_turns", "n_pairs", "recall@1", "recall@3", "ungrounded_rate", "latency_ms", "model", "catalog", "n_items",
-        "dialogues", "interactions", "train_dialogues", "ranking_path", "weights", "embedder", "skipped_targets",
-        "lm_mentions", "lm_picks", "build_s"}
+        "dialogues", "interactions", "train_dialogues", "ranking_path", "ranking_path_note", "weights",
+        "learned_priors", "embedder", "skipped_targets", "lm_mentions", "lm_picks", "build_s"}
 
 
 @pytest.fixture
@@ -47,8 +47,25 @@ def test_eval_command_writes_report_with_hand_computed_recall(tmp_path, files, d
     assert (rep["n_turns"], rep["n_pairs"], rep["skipped_targets"]) == (3, 4, 1)
     assert (rep["recall@1"], rep["recall@3"]) == (0.25, 0.75)
     assert (rep["ungrounded_rate"], rep["model"], rep["ranking_path"]) == (0.0, "none", "ranker")
+    assert rep["learned_priors"] is None and rep["weights"]["requests"] == 0.0
     assert set(rep["latency_ms"]) == {"p50", "p95"}
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["recall@3"] == 0.75
+
+
+def test_train_dialogues_switch_on_learned_priors(tmp_path, files, demo_home):
+    catalog, dialogues = files
+    # in another split, a request for a chess strategy game was answered with the dragon game
+    train = write_jsonl(tmp_path / "train.jsonl", [
+        {"id": "9-1", "context": [{"role": "user", "content": "any chess strategy game?"}], "targets": ["dragon"]}])
+    out = tmp_path / "report.json"
+    assert main(["eval", "--catalog", str(catalog), "--dialogues", str(dialogues), "--model", "none", "--k", "1,3",
+                 "--home", str(demo_home), "--out", str(out), "--no-progress", "--train-dialogues", str(train)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["learned_priors"] == {"suggestions": 1, "request_turns": 1}
+    assert (rep["weights"]["target_pop"], rep["weights"]["requests"]) == (0.5, 1.0)
+    # one training turn votes for every query (k nearest of 1): dragon now leads both chess requests,
+    # so 3-1 hits at 1 and 2-1 (target chess) no longer does -- the effect is real, the data tiny
+    assert rep["recall@1"] == 0.25
 
 
 def test_limit_and_bad_input(tmp_path, files):

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from chatrec.lexical import TermIndex, has_word
+from chatrec.lexical import LexicalIndex, TermIndex, content_words, has_word
 
 WORDS = "car cards scar remote control lego legolas train set red blue a an the".split()
 random.seed(0)
@@ -25,3 +25,28 @@ def test_whole_word_does_not_match_inside_words():
     index = TermIndex(["legolas figure", "lego city", "duplo lego"])
     assert index.with_word("lego").tolist() == [1, 2]
     assert index.containing("lego").tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("Could you show me some other options?", []),
+    ("anything else?", []),
+    ("HELLO SUGGEST ME UR FAVOURITE MOVIES", []),
+    ("", []),
+    ("🙂👍", []),
+    ("something scary please", ["scary"]),
+    ("I'd love a Lego train under £20", ["lego", "train", "20"]),
+])
+def test_content_words_drop_filler(text, words):
+    assert content_words(text) == words
+
+
+def test_bm25_ignores_filler_words(tmp_path):
+    from chatrec.catalog import load_catalog
+    from conftest import write_jsonl
+
+    rows = [{"id": "a", "title": "Show Me Something Good", "description": "a film about options"},
+            {"id": "b", "title": "Lego Train", "description": "bricks"}]
+    lexical = LexicalIndex(load_catalog(write_jsonl(tmp_path / "c.jsonl", rows)))
+    assert lexical.scores("show me something good, other options?").tolist() == [0.0, 0.0]
+    scores = lexical.scores("show me a lego train")
+    assert scores[1] > 0 and scores[0] == 0.0

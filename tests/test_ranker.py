@@ -88,7 +88,7 @@ def test_learned_target_prior_counts_and_follows(tmp_path):
     from chatrec.evaluate import Dialogue
 
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(dense=0, lexical=0, mentioned=0, popularity=0,
-                                                                      target_pop=0.1, cooc=1.0))
+                                                                      recency=0, target_pop=0.1, cooc=1.0))
     train = [Dialogue("1", [("user", "I liked Epsilon Space")], ["c"]),
              Dialogue("2", [("user", "anything")], ["d"]), Dialogue("3", [("user", "anything")], ["d"])]
     prior = TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train)
@@ -114,3 +114,44 @@ def test_unit_signals_sum_to_total(tmp_path):
     finite = np.isfinite(total)
     assert finite.sum() == 5  # the named item is filtered
     assert np.allclose(total[finite], sum(signals.values())[finite], atol=1e-5)
+
+
+def test_similar_requests_vote_for_what_was_offered_to_them(tmp_path):
+    from chatrec.evaluate import Dialogue
+
+    w = RankWeights(dense=0, lexical=0, mentioned=0, popularity=0, recency=0, requests=1.0, requests_k=1)
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=w)
+    train = [Dialogue("1", [("user", "something with rockets in space")], ["e"]),
+             Dialogue("2", [("user", "a silly comedy please")], ["d"]),
+             Dialogue("3", [("user", "hello")], ["c"])]  # no content words: no query, so no vote
+
+    def query_of(d):
+        state = DialogueState()
+        for role, text in d.context:
+            tracker.observe(state, Message(role, text))
+        return ranker.query_vector(state)
+
+    prior = TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train, query_of=query_of)
+    assert prior.queries.shape[0] == 2
+    ranker.set_target_prior(prior)
+    assert _ids(ranker, tracker, "any rockets or space stuff?", k=1) == ["e"]
+    assert _ids(ranker, tracker, "I want a comedy", k=1) == ["d"]
+
+
+def test_content_free_follow_up_keeps_the_query(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, recency=0.0))
+    asked = DialogueState()
+    tracker.observe(asked, Message("user", "a ghost horror film"))
+    followed = asked.copy()
+    tracker.observe(followed, Message("user", "Anything else? Show me other options please"))
+    assert np.array_equal(ranker.query_vector(asked), ranker.query_vector(followed))
+    assert _ids(ranker, tracker, state=asked) == _ids(ranker, tracker, state=followed)
+    tracker.observe(followed, Message("user", "hmm, maybe a space rocket adventure instead"))  # new content: it leads now
+    assert _ids(ranker, tracker, state=followed)[:2] in (["e", "f"], ["f", "e"])
+
+
+def test_default_weights_are_the_documented_cv_choice():
+    # benchmarks/results/ranking.md quotes these; change both together
+    w = RankWeights()
+    assert (w.dense, w.lexical, w.mentioned, w.collab, w.popularity, w.recency) == (1.0, 0.7, 2.5, 0.7, 0.7, 0.5)
+    assert (w.target_pop, w.cooc, w.requests) == (0.0, 0.0, 0.0)  # learned priors need training dialogues
