@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class Item:
     @property
     def review_count(self) -> int | None:
         value = _as_float(self.attributes.get("review_count"))
-        return int(value) if value is not None else None
+        return int(value) if value is not None and value >= 0 else None  # -1 often means "unknown"
 
     def search_text(self) -> str:
         """Text that describes the item for embedding and lexical search."""
@@ -159,8 +160,8 @@ def _parse_price(value: Any) -> float | None:
         raise ValueError("'price' must be a number")
     try:
         price = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"'price' must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
+        raise ValueError(f"'price' must be a number, got {value!r:.40}") from None
     if not math.isfinite(price) or price < 0:
         raise ValueError(f"'price' must be a non-negative number, got {value!r}")
     return price
@@ -183,40 +184,59 @@ def _parse_attributes(value: Any) -> dict[str, AttrValue]:
 
 def _as_float(value: Any) -> float | None:
     try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+        number = float(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    # inf/nan (JSON 1e999, NaN) would break star ratings and int(review_count) at render time
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8", errors="strict") as fh:
-        try:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield line_no, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield line_no, ValueError(f"unparsable JSON ({exc.msg} at column {exc.colno})")
-        except UnicodeDecodeError as exc:
-            raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # Bytes, decoded line by line, so a bad byte is reported with its line like any other bad row.
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield line_no, ValueError(f"not UTF-8 text ({exc.reason} at column {exc.start + 1})")
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, ValueError(f"unparsable JSON ({exc.msg} at column {exc.colno})")
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number, nesting 100k deep
+                yield line_no, ValueError(f"unparsable JSON ({str(exc)[:80]})")
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise CatalogError(f"{path}:{line}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         if not reader.fieldnames or "id" not in reader.fieldnames or "title" not in reader.fieldnames:
             raise CatalogError(f"{path}:1: CSV header must name at least 'id' and 'title'")
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                yield line, ValueError("more fields than the header names")
+        yield from _csv_rows(reader)
+    except csv.Error as exc:  # an unclosed quote swallowing the file, a field over csv's size limit
+        raise CatalogError(f"{path}:{reader.line_num + 1}: malformed CSV ({exc})") from None  # the line being read
+
+
+def _csv_rows(reader: csv.DictReader) -> Iterator[tuple[int, Any]]:
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            yield line, ValueError("more fields than the header names")
+            continue
+        attrs = row.get("attributes")
+        if attrs:
+            try:
+                row["attributes"] = json.loads(attrs)
+            except (ValueError, RecursionError):
+                yield line, ValueError("'attributes' column is not valid JSON")
                 continue
-            attrs = row.get("attributes")
-            if attrs:
-                try:
-                    row["attributes"] = json.loads(attrs)
-                except json.JSONDecodeError:
-                    yield line, ValueError("'attributes' column is not valid JSON")
-                    continue
-            yield line, dict(row)
+        yield line, dict(row)
