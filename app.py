@@ -4,7 +4,9 @@
                   [--auth USER:PASSWORD] [--concurrency N] [other pipeline flags, see --help]
 
 Every flag falls back to a ``CHATREC_*`` environment variable, then to the offline defaults.
-Only builds and launches: the UI is ``chatrec.ui.build_app``; nothing heavy runs on import.
+Only builds and launches: the UI is ``chatrec.ui.build_app``; nothing heavy runs on import. While
+the services load (first start: catalog embedding; a real model: minutes), ``ui_startup`` serves
+a page on the same port that shows the steps, then hands the port to Gradio.
 No public share link is ever created; to reach the app from other machines bind ``--host
 0.0.0.0`` behind your own proxy, and pass ``--auth`` (it protects the whole app: chat, Insights
 and exports alike).
@@ -12,11 +14,24 @@ and exports alike).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from typing import Sequence
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def exposure_warning(host: str, auth: str | None) -> str | None:
+    """The start-up warning for an app that other machines can reach without a password."""
+    try:
+        loopback = host in LOCAL_HOSTS or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve to anything
+        loopback = False
+    if loopback or auth:
+        return None
+    return (f"warning: serving on {host} without --auth: anyone who can reach this port can chat, "
+            "read the Insights tab and download every logged conversation.")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -39,12 +54,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chatrec.errors import ChatrecError
     from chatrec.services import build_services
     from chatrec.ui import build_app, launch_options, parse_auth
+    from chatrec.ui_startup import StartupPage
 
     try:
         settings = settings_from_args(args)
         parse_auth(settings.auth)
-        services = build_services(settings, progress=lambda msg: print(msg, flush=True))
     except ChatrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    warning = exposure_warning(settings.host, settings.auth)
+    if warning:  # before anything listens, the start-up page included
+        print(warning, file=sys.stderr, flush=True)
+    startup = StartupPage(settings.host, settings.port)  # progress in the browser while loading
+    startup.start()
+
+    def progress(message: str) -> None:
+        print(message, flush=True)
+        startup.update(message)
+
+    try:
+        services = build_services(settings, progress=progress)
+        progress("Building the web page...")
+        demo = build_app(settings, services)
+    except ChatrecError as exc:
+        startup.stop()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for notice in services.notices:
@@ -52,13 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if services.backend is None and not services.notices:
         print("note: Running without a language model (--model none): replies are templated from the "
               "ranked catalog items.", flush=True)
-    if settings.host not in LOCAL_HOSTS and not settings.auth:
-        print(f"warning: serving on {settings.host} without --auth: anyone who can reach this port can chat, "
-              "read the Insights tab and download every logged conversation.", file=sys.stderr, flush=True)
-    demo = build_app(settings, services)
     demo.queue(default_concurrency_limit=settings.concurrency)
+    options = launch_options(settings)
+    startup.stop()  # the port is free again for Gradio; the page's poll reloads into the app
     try:
-        demo.launch(**launch_options(settings))
+        demo.launch(**options)
     except OSError as exc:
         print(f"error: cannot serve on {settings.host}:{settings.port} ({exc}); pass --port N or set CHATREC_PORT",
               file=sys.stderr)

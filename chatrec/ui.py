@@ -15,8 +15,11 @@ from .services import Services
 from .settings import Settings
 from .ui_insights import InsightsPanel
 from .ui_session import ChatController, ChatSession, View
-from .ui_view import CSS, banner_html, header_html
+from .ui_view import CSS, banner_html, header_html, safe_markdown
 
+UNDERSTOOD_HINT = ('<div class="empty-hint">Nothing yet. As you chat I list the category, budget, must-haves, '
+                   'things to avoid, and the items you liked or turned down.</div>')
+CARDS_HINT = '<div class="empty-hint">Real catalog items appear here, each with the reason it was picked.</div>'
 EXAMPLES = [
     "A wooden train set for my 3-year-old, under £40",
     "Something with a remote control for a 10 year old, but no Lego",
@@ -68,8 +71,11 @@ def _chat_tab(gr, settings: Settings, controller: ChatController) -> dict[str, A
         with gr.Column(scale=5, min_width=360):
             gr.HTML('<div class="panel-title">What I understood</div><div class="panel-hint">'
                     'Untick anything I got wrong and the picks update.</div>')
-            c["understood"] = gr.CheckboxGroup(choices=[], value=[], show_label=False, elem_id="understood")
+            c["understood_hint"] = gr.HTML(UNDERSTOOD_HINT, elem_id="understood-hint")
+            c["understood"] = gr.CheckboxGroup(choices=[], value=[], show_label=False, elem_id="understood",
+                                               visible=False)
             gr.HTML('<div class="panel-title">Recommended for you</div>')
+            c["cards_hint"] = gr.HTML(CARDS_HINT, elem_id="cards-hint")
             for i in range(1, controller.slots + 1):
                 with gr.Column(visible=False, elem_classes="rec-slot", elem_id=f"card-{i}") as col:
                     c["cards"].append(gr.HTML(elem_id=f"item-card-{i}"))
@@ -84,7 +90,8 @@ def _chat_tab(gr, settings: Settings, controller: ChatController) -> dict[str, A
 
 def _wire_chat(gr, controller: ChatController, session, c: dict[str, Any]) -> None:
     events = _ChatEvents(gr, controller, c)
-    outputs = [session, c["chatbot"], c["box"], c["status"], c["understood"], *c["cols"], *c["cards"]]
+    outputs = [session, c["chatbot"], c["box"], c["status"], c["understood"], c["understood_hint"], c["cards_hint"],
+               *c["cols"], *c["cards"]]
     events.wire_turns(session, outputs)
     events.wire_feedback(session, outputs)
 
@@ -101,10 +108,14 @@ class _ChatEvents:
         keep = gr.skip()
         cols = [keep] * len(c["cols"]) if view.streaming else [gr.Column(visible=bool(h)) for h in view.cards]
         cards = [keep] * len(c["cards"]) if view.streaming else list(view.cards)
-        status = "✍️ Answering…" if view.streaming else view.status
-        understood = gr.CheckboxGroup(choices=view.choices, value=[k for _, k in view.choices])
+        # The status line is markdown and quotes catalog titles and the user's words: escape like chat text.
+        status = "✍️ Answering…" if view.streaming else safe_markdown(view.status)
+        understood = gr.CheckboxGroup(choices=view.choices, value=[k for _, k in view.choices],
+                                      visible=bool(view.choices))
+        understood_hint = gr.HTML(visible=not view.choices)
+        cards_hint = keep if view.streaming else gr.HTML(visible=not any(view.cards))
         box = keep if view.draft is None else view.draft
-        return [s, view.messages, box, status, understood, *cols, *cards]
+        return [s, view.messages, box, status, understood, understood_hint, cards_hint, *cols, *cards]
 
     def stream(self, views: Callable[..., Iterator[View]]):
         def handler(s: ChatSession | None, *args) -> Iterator[list[Any]]:

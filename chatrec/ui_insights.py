@@ -162,8 +162,9 @@ def _series(ax, frame: pd.DataFrame, columns: list[str], title: str, ylabel: str
         ax.set_xticks([])
         ax.set_yticks([])
         return
-    for col in columns:
-        ax.plot(frame["day"], frame[col].astype(float), marker="o", label=(labels or {}).get(col, col))
+    for n, col in enumerate(columns):  # shrinking markers: equal values on a day stay visible as rings
+        ax.plot(frame["day"], frame[col].astype(float), marker="os^"[n % 3], markersize=9 - 3 * n,
+                label=(labels or {}).get(col, col))
     ax.set_ylabel(ylabel, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.tick_params(labelsize=8)
@@ -191,6 +192,8 @@ def requests_figure(ins: Insights):
             continue
         labels = [v if len(v) <= 34 else v[:33] + "…" for v in frame[column].astype(str)][::-1]
         ax.barh(labels, frame["conversations"][::-1], color="#6366f1", height=0.6)
+        pad = max(0, 5 - len(labels)) / 2  # room for five bars: two bars are as thin as five
+        ax.set_ylim(-0.5 - pad, len(labels) - 0.5 + pad)
         ax.set_xlim(0, float(frame["conversations"].max()) * 1.15)
         ax.set_xlabel("conversations", fontsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)

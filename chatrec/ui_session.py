@@ -148,7 +148,7 @@ class ChatController:
             self.recommender.feedback(session.state, value, message_index=answer)
         except ChatrecError as exc:
             return self.view(session, toast=("warning", str(exc)))
-        text = "Thanks for the 👍 on that answer." if liked else "Thanks — noted the 👎 on that answer."
+        text = _message_vote_text(liked, len(self.services.store.recommended_items(session.state.turn_ids[answer])))
         return self.view(session, status=text, toast=("info", text))
 
     def rate_item(self, session: ChatSession, slot: int, value: int) -> View:
@@ -182,6 +182,17 @@ class ChatController:
         ranked = self.services.ranker.rank(state, k=self.slots)
         session.cards = [Card(r.item.id, explain(state, r.item), "rerank") for r in ranked]
         session.cards_turn = None
+
+
+def _message_vote_text(liked: bool, n_items: int) -> str:
+    """The confirmation says what a message vote does: it counts for every item of that answer
+    (an item's own opposite vote wins, see ``Recommender.feedback``)."""
+    items = f"{n_items} item{'s' if n_items != 1 else ''}"
+    if liked:
+        return f"Thanks for the 👍 on that answer — counted for each of its {items}." if n_items \
+            else "Thanks for the 👍 on that answer."
+    return f"Thanks — noted the 👎 on that answer; counted against each of its {items}, so I won't suggest them again." \
+        if n_items else "Thanks — noted the 👎 on that answer."
 
 
 def _turn_status(result: TurnResult) -> str:

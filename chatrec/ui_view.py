@@ -213,6 +213,8 @@ CSS = """
 .rec-actions { gap: 6px !important; justify-content: flex-end; }
 .rec-actions button { flex: none !important; min-width: 0 !important; padding: 2px 10px !important;
   font-size: 12.5px !important; }
+.empty-hint { color: var(--body-text-color-subdued); font-size: 13px; padding: 10px 12px; border-radius: 10px;
+  border: 1px dashed var(--border-color-primary); }
 .status-line { font-size: 13px; min-height: 22px; color: var(--body-text-color-subdued); }
 .kpi-row { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 10px; }
 .kpi { padding: 12px 14px; border-radius: 12px; border: 1px solid var(--border-color-primary);

@@ -72,9 +72,16 @@ def test_message_thumbs_write_a_feedback_row_for_that_turn(ui, fake):
     session = ui.new_session()
     finish(ui, session, "a soft doll")
     finish(ui, session, "now a train")
+    second = list(session.cards and card_ids(session))
     view = ui.rate_message(session, 3, False)  # chatbot index 3 = second answer
-    assert view.toast == ("info", "Thanks — noted the 👎 on that answer.")
-    ui.rate_message(session, 1, True)
+    assert view.toast == ("info", f"Thanks — noted the 👎 on that answer; counted against each of its "
+                                  f"{len(second)} items, so I won't suggest them again.")
+    assert session.state.rejected == second and len(second) == 5
+    assert all("Hidden from now on" in card for card in view.cards)
+    view = ui.rate_message(session, 1, True)
+    assert view.status == "Thanks for the 👍 on that answer — counted for each of its 5 items."
+    first = ui.services.store.recommended_items(session.state.turn_ids[0])
+    assert session.state.liked == [i for i in first if i not in second]  # an item's 👎 still wins
     rows = ui.services.store.feedback_rows(session.state.conversation_id)
     assert [(r.target, r.value, r.turn_id, r.item_id) for r in rows] == [
         ("message", -1, session.state.turn_ids[1], None), ("message", 1, session.state.turn_ids[0], None)]
@@ -357,3 +364,63 @@ def test_controller_view_of_empty_state(ui):
     view = ui.view(session)
     assert view.messages == [] and view.choices == [] and view.cards == [""] * ui.slots
     assert isinstance(session.state, DialogueState)
+
+
+# -- the one-line "why" --------------------------------------------------------------------
+def _item(**kw):
+    from chatrec.catalog import Item
+
+    base = {"id": "x", "title": "Wooden Train Set", "description": "A wooden railway with a bridge.",
+            "category": "Trains", "price": 25.0, "attributes": {"brand": "Brio", "rating": 4.5, "review_count": 1}}
+    return Item(**{**base, **kw})
+
+
+@pytest.mark.parametrize("prefs,item,expected", [
+    ({}, {}, "Rated 4.5/5 from 1 review"),
+    ({"category": "Trains", "max_price": 30.0, "must_have": ["bridge", "tunnel"]}, {},
+     "In Trains; has bridge; £25.00 fits your budget (under £30); rated 4.5/5 from 1 review"),
+    ({"max_price": 20.0, "exclude": ["lego"]}, {"attributes": {"brand": "Brio", "rating": 3.0}}, "No lego"),
+    ({"min_price": 10.0}, {"attributes": {"rating": 4.0, "review_count": 2000}},
+     "£25.00, within your range; rated 4/5 from 2,000 reviews"),
+    ({}, {"attributes": {"brand": "Brio"}}, "By Brio; a Trains pick close to what you described"),
+    ({}, {"attributes": {}, "category": None}, "Close to what you described"),
+])
+def test_explain_quotes_only_the_item_and_the_request(prefs, item, expected):
+    from chatrec.explain import explain
+    from chatrec.state import Preferences
+
+    state = DialogueState()
+    state.prefs = Preferences(**prefs)
+    assert explain(state, _item(**item)) == expected
+
+
+# -- the start-up page ---------------------------------------------------------------------
+def test_startup_page_serves_progress_then_frees_the_port():
+    import re
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from chatrec.ui_startup import StartupPage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    page = StartupPage("127.0.0.1", port)
+    assert page.start()
+    try:
+        assert not StartupPage("127.0.0.1", port).start()  # port busy: stays quiet
+        page.update("Loading catalog <toys>...")
+        page.update("Embedding 863 catalog items (first start only)...")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/anything", timeout=5)
+        assert err.value.code == 503 and err.value.headers["Retry-After"] == "1"
+        body = err.value.read().decode()
+        assert "Loading catalog &lt;toys&gt;... <span class=\"t\">done in" in body
+        assert re.search(r'<li class=now data-began="\d+">Embedding 863 catalog items \(first start only\)\.\.\. '
+                         r'<span class="t">\(\d+ s so far\)</span></li></ol>', body)
+    finally:
+        page.stop()
+    with socket.socket() as s:  # what Gradio does next: bind the same port
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
