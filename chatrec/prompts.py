@@ -123,6 +123,12 @@ class PromptBuilder:
             while start < len(history) - 1 and history[start]["role"] != "user":
                 start += 1  # a conversation window starts with a user turn
         if count_tokens(messages) > budget:
+            context = self.turn_context(state, candidates) if self.context_after_history else ""
+            fixed = count_tokens([system, {"role": "user", "content": context}])
+            if fixed > budget:  # not the user's fault: say what does not fit
+                raise InputError(f"the system prompt and candidate items alone take {fixed:,} tokens, more than "
+                                 f"the model's context budget of {budget:,}; use a model with a longer context "
+                                 f"window or fewer candidates")
             raise InputError("your message is too long for the model's context window; please shorten it")
         return messages
 

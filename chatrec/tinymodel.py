@@ -30,7 +30,9 @@ Command line::
 
     python -m chatrec.tinymodel OUT_DIR [--catalog PATH]
 
-``--catalog`` takes a JSONL catalog; each line's ``"title"`` is added to the tokenizer corpus.
+``--catalog`` takes a JSONL catalog (default: the demo catalog; ``none`` for none); each line's
+``"title"`` is added to the tokenizer corpus, which keeps the prompt's candidate list short enough for
+the model's 2,048-token window.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .settings import DEFAULT_CATALOG
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -179,13 +183,16 @@ def _catalog_titles(path: Path) -> Iterator[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path, help="directory to write the model and tokenizer to")
-    parser.add_argument("--catalog", type=Path, help="JSONL catalog whose titles are added to the tokenizer corpus")
+    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG,
+                        help="JSONL catalog whose titles are added to the tokenizer corpus (default: the demo "
+                             "catalog; 'none' for the built-in corpus only)")
     parser.add_argument("--vocab-size", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
-    titles = list(_catalog_titles(args.catalog)) if args.catalog else []
+    use_catalog = args.catalog and str(args.catalog).lower() != "none"
+    titles = list(_catalog_titles(args.catalog)) if use_catalog else []
     out = build_tiny_model(args.out_dir, corpus=titles, vocab_size=args.vocab_size, seed=args.seed)
     print(f"wrote tiny model to {out} ({len(titles)} catalog titles in tokenizer corpus)")
     return 0

@@ -64,6 +64,13 @@ def test_a_message_too_long_for_the_context_is_a_clear_error(catalog):
         PromptBuilder(catalog).build(state, [], words, budget=200)
 
 
+def test_a_system_prompt_that_alone_overflows_the_context_blames_the_set_up_not_the_user(catalog):
+    state = DialogueState(messages=[Message("user", "hi")])
+    system_words = words([{"content": PromptBuilder(catalog).system_prompt(state, list(catalog))}])
+    with pytest.raises(InputError, match=rf"candidate items alone take {system_words:,} tokens.*budget of 20;"):
+        PromptBuilder(catalog).build(state, list(catalog), words, budget=20)
+
+
 def test_template_with_unknown_variable_fails_on_load(catalog, tmp_path):
     shutil.copytree(PROMPTS_DIR, tmp_path / "p")
     (tmp_path / "p" / "state.j2").write_text("{{ user_secret }} {{ state.budget }}")

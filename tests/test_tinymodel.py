@@ -110,3 +110,14 @@ def test_cli_uses_catalog_titles(tmp_path):
     assert "ĠZorblax" in tok.get_vocab() or "Zorblax" in tok.get_vocab()
     for t in titles:
         assert tok.decode(tok.encode(t)) == t
+
+
+def test_cli_defaults_to_the_demo_catalog_titles(tmp_path):
+    out = tmp_path / "cli"
+    assert main([str(out)]) == 0
+    tok = AutoTokenizer.from_pretrained(out)
+    title = "Wooden Thomas & Friends: James the Red Engine"  # a demo catalog title
+    assert tok.decode(tok.encode(title)) == title
+    plain = tmp_path / "plain"
+    assert main([str(plain), "--catalog", "none"]) == 0
+    assert len(tok.encode(title)) < len(AutoTokenizer.from_pretrained(plain).encode(title))
