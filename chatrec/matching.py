@@ -228,12 +228,13 @@ class TitleMatcher:
         words = [w for w in words if len(w) >= 4 and not w.isdigit()][:3]
         if not words:
             return set()
-        if self._deletes is None:
-            self._deletes = defaultdict(list)
+        if self._deletes is None:  # built aside, then published: turns run in several threads
+            deletes: defaultdict[str, list[str]] = defaultdict(list)
             for known in self.word_index:
                 if len(known) >= 3:
                     for d in _deletions(known):
-                        self._deletes[d].append(known)
+                        deletes[d].append(known)
+            self._deletes = deletes
         block: set[int] = set()
         for w in words:
             near = {k for d in _deletions(w) for k in self._deletes.get(d, ())}
@@ -326,21 +327,23 @@ class TitleMatcher:
 
     def doc_freq(self, word: str) -> int:
         """Items whose title or description contains ``word`` (normalised); counted on first use."""
-        if self._doc_freq is None:
-            self._doc_freq = Counter()
+        if self._doc_freq is None:  # built aside, then published (see _typo_block)
+            counts: Counter[str] = Counter()
             for item in self.catalog.items:
-                self._doc_freq.update(set(normalize(f"{item.title} {item.description}").split()))
+                counts.update(set(normalize(f"{item.title} {item.description}").split()))
+            self._doc_freq = counts
         return self._doc_freq[word]
 
     def _title_count(self, phrase: str) -> int:
         """How many catalog titles contain ``phrase`` as whole words (cached): its document frequency."""
         if phrase not in self._counts:
-            if self._title_words is None:
+            if self._title_words is None:  # built aside, then published (see _typo_block)
                 self._norm_titles = [f" {normalize(i.title)} " for i in self.catalog.items]
-                self._title_words = defaultdict(set)
+                title_words: defaultdict[str, set[int]] = defaultdict(set)
                 for pos, norm in enumerate(self._norm_titles):
                     for word in norm.split():
-                        self._title_words[word].add(pos)
+                        title_words[word].add(pos)
+                self._title_words = title_words
             postings = sorted((self._title_words.get(w, set()) for w in set(phrase.split())), key=len)
             rows = set.intersection(*postings) if postings else set()
             self._counts[phrase] = sum(1 for pos in rows if f" {phrase} " in self._norm_titles[pos])

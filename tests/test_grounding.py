@@ -183,3 +183,19 @@ def test_a_bold_name_is_grounded_whole_never_in_part(grounder):
 
 def test_a_title_with_its_punctuation_dropped_is_found_in_plain_text(grounder):
     assert grounder.ground("The MegaBloks Farm Building Set is sturdy.").item_ids() == ["l2"]
+
+
+def test_first_replies_grounded_in_parallel_agree_with_one_at_a_time(catalog):
+    # The matcher builds its word counts and typo index on first use, while the app answers several
+    # turns at once: a thread must never read (and cache) a half-built index.
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["I'd suggest the Hornbyy Expres Train Set or a Ravensbruger 1000 Piece Jigsaw Puzzle.",
+             "the hornby express train set is lovely", "Try **Ravensburger 1000 Piece Jigsaw**!"] * 4
+    expected = [[(m.item_id, m.method) for m in TitleMatcher(catalog).find_in_text(t)] for t in texts]
+    for _ in range(5):
+        fresh = TitleMatcher(catalog)
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda t: [(m.item_id, m.method) for m in fresh.find_in_text(t)], texts))
+        assert got == expected
+    assert any(expected)
