@@ -78,32 +78,36 @@ def purge(store: Store, *, older_than: timedelta, dry_run: bool = False, now: da
     from .schema import utcnow
 
     cutoff = (now or utcnow()) - older_than
-    result = Purged(cutoff=f"{cutoff:%Y-%m-%d %H:%M}", dry_run=dry_run)
     sqlite = store.engine.dialect.name == "sqlite"
 
-    def work(s: Session) -> Purged:
+    def work(s: Session) -> Purged:  # store.write may run it again after a lock: count from zero
+        result = Purged(cutoff=f"{cutoff:%Y-%m-%d %H:%M}", dry_run=dry_run)
         if sqlite and not dry_run:
             s.execute(text("PRAGMA secure_delete=ON"))  # zero the freed pages, not just unlink them
-        ids = _stale_ids(s, cutoff)
+        ids = _stale_ids(s, cutoff, lock=not dry_run)
         for start in range(0, len(ids), CHUNK):
             _count_or_delete(s, ids[start:start + CHUNK], result, dry_run)
         return result
 
-    store.write(work)
+    result = store.write(work)
     if sqlite and not dry_run and result.conversations:
         with store.engine.connect() as conn:  # copy the WAL back and truncate it, deleted text included
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return result
 
 
-def _stale_ids(s: Session, cutoff: datetime) -> list[str]:
+def _stale_ids(s: Session, cutoff: datetime, lock: bool) -> list[str]:
     from sqlalchemy import func, select
 
     from .schema import Conversation
 
     # updated_at is NULL only on rows a crashed migration never backfilled: fall back to created_at.
     last = func.coalesce(Conversation.updated_at, Conversation.created_at)
-    return list(s.scalars(select(Conversation.id).where(last < cutoff).order_by(Conversation.id)))
+    query = select(Conversation.id).where(last < cutoff).order_by(Conversation.id)
+    # On a server database, lock the rows: a turn logged meanwhile (it touches updated_at) either
+    # commits first and its conversation is re-checked out of the list, or waits for the purge.
+    # SQLite's write transaction already excludes other writers (the dialect ignores FOR UPDATE).
+    return list(s.scalars(query.with_for_update() if lock else query))
 
 
 def _count_or_delete(s: Session, ids: list[str], result: Purged, dry_run: bool) -> None:

@@ -124,3 +124,27 @@ def test_deleted_text_does_not_linger_in_the_sqlite_files(tmp_path):
     store.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_purge_retried_after_a_lock_reports_each_row_once(db_url, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    store = Store(db_url)
+    conversation(store, created_days_ago=90, active_days_ago=40)
+    write, attempts = store.write, []
+
+    def locked_once(fn):
+        def first_attempt_hits_a_lock(s):
+            out = fn(s)  # all the work done, then the commit finds the database locked
+            attempts.append(out)
+            if len(attempts) == 1:
+                raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+            return out
+        return write(first_attempt_hits_a_lock)
+
+    monkeypatch.setattr(store, "write", locked_once)
+    result = purge(store, older_than=timedelta(days=30), now=NOW)
+    assert len(attempts) == 2  # rolled back and run again
+    assert (result.conversations, result.turns, result.recommendations, result.mentions, result.feedback) == (
+        1, 2, 4, 2, 2)
+    assert counts(store) == {"conversations": 0, "turns": 0, "recommendations": 0, "mentions": 0, "feedback": 0}
