@@ -60,6 +60,13 @@ class TurnResult:
                 "status": self.status, **({"error": self.error} if self.error else {})}
 
 
+@dataclass
+class Vote:
+    row: int  # the feedback row's id
+    items: list[str]  # the items the vote now counts for in this conversation
+    of: int  # the items it was cast on (a message's items; 1 for an item vote)
+
+
 def clean_message(text: object, max_chars: int) -> str:
     """Validate a user message: clear errors for empty or over-long input, control characters dropped."""
     if not isinstance(text, str):
@@ -135,7 +142,8 @@ class Recommender:
         grounding = self.s.grounder.ground(raw, items) if backend is not None and status == "ok" else Grounding()
         recs = self._recommendations(state, scores, candidates, grounding)
         if status == "failed":
-            display = (f"⚠️ Sorry — the language model failed while answering ({error}). "
+            shown = error if not error.startswith("internal error") else "an unexpected error; details in the server log"
+            display = (f"⚠️ Sorry — the language model failed while answering ({shown}). "
                        "Here are the best matches from the catalog instead.")
             raw = display
         elif backend is None:
@@ -177,8 +185,11 @@ class Recommender:
         return out
 
     def feedback(self, state: DialogueState, value: int, *, item_id: str | None = None,
-                 message_index: int | None = None) -> int:
-        """Record a thumbs up (+1) or down (-1) on an item or on an assistant message; return the row id."""
+                 message_index: int | None = None) -> Vote:
+        """Record a thumbs up (+1) or down (-1) on an item or on an assistant message.
+
+        A message's vote counts for each of its items, except items with their own opposite vote.
+        The row is written first: a vote the store refused changes nothing on screen either."""
         if state.conversation_id is None or not state.turn_ids:
             raise InputError("there is nothing to rate yet")
         turn_id = None
@@ -190,19 +201,17 @@ class Recommender:
         if item_id is not None:
             if item_id not in self.s.catalog:
                 raise InputError(f"unknown item {item_id!r}")
-            state.like(item_id) if value > 0 else state.reject(item_id)
-            rated = [item_id]
-        elif turn_id is not None:
-            rated = self._turn_items(turn_id)
-            for rec_item in rated:  # a message's thumbs count for each of its items, explicit item thumbs win
-                if value > 0 and rec_item not in state.rejected:
-                    state.like(rec_item)
-                elif value < 0 and rec_item not in state.liked:
-                    state.reject(rec_item)
+            rated = applied = [item_id]
+        else:
+            rated = self._turn_items(turn_id) if turn_id is not None else []
+            opposite = state.rejected if value > 0 else state.liked
+            applied = [i for i in rated if i not in opposite]
         row = self.s.store.add_feedback(state.conversation_id, value, target="item" if item_id else "message",
                                         turn_id=turn_id, item_id=item_id)
+        for i in applied:
+            state.like(i) if value > 0 else state.reject(i)
         self.s.ranker.add_feedback(rated, value)  # the cross-conversation prior, kept in step with the store
-        return row
+        return Vote(row, applied, len(rated))
 
     def _turn_items(self, turn_id: int) -> list[str]:
         return self.s.store.recommended_items(turn_id)

@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .services import Services
 from .settings import Settings
 from .ui_insights import InsightsPanel
-from .ui_session import ChatController, ChatSession, View
+from .ui_session import BUSY_TEXT, ChatController, ChatSession, View
 from .ui_view import CSS, banner_html, header_html, safe_markdown
 
 UNDERSTOOD_HINT = ('<div class="empty-hint">Nothing yet. As you chat I list the category, budget, must-haves, '
@@ -128,9 +128,10 @@ class _ChatEvents:
         return handler
 
     def single(self, fn: Callable[..., View]):
+        """A quick action; refused with a toast while a turn of the same session is running."""
         def handler(s: ChatSession | None, *args) -> list[Any]:
             s = s or self.controller.new_session()
-            return self.show(s, fn(s, *args))
+            return self.show(s, self.controller.exclusive(s, fn, *args))
         return handler
 
     def wire_turns(self, session, outputs: list[Any]) -> None:
@@ -150,7 +151,9 @@ class _ChatEvents:
         for trigger in (c["undo"].click, c["chatbot"].undo):
             trigger(undo, inputs=[session], outputs=outputs)
 
-        def new(_s: ChatSession | None) -> list[Any]:
+        def new(old: ChatSession | None) -> list[Any]:
+            if old is not None and controller.busy(old):  # the running turn would overwrite it
+                return self.show(old, controller.view(old, toast=("info", BUSY_TEXT)))
             s = controller.new_session()
             return self.show(s, controller.view(s, status="Started a new conversation."))
 

@@ -5,11 +5,15 @@ cards on screen and snapshots for undo. ``ChatController`` is shared by all sess
 only the shared services; each method takes a session, changes it and returns a ``View`` (what
 the screen should show, plus an optional toast). ``ui.py`` turns views into component updates,
 and the fast UI tests drive these methods directly. Errors become toasts here; a traceback never
-reaches the page (unexpected ones are logged with their stack and the turn is rolled back).
+reaches the page: a model failing mid-reply becomes a failed (logged) turn with catalog matches, any
+other unexpected error is logged with its stack and the turn is rolled back. One action runs at a
+time per session (``claim``): a click during a streaming reply gets a "still answering" toast.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
@@ -22,6 +26,8 @@ from .ui_view import card_html, chat_messages, remove_keys, understood_choices
 
 log = logging.getLogger(__name__)
 Level = Literal["info", "warning", "error"]
+BUSY_TEXT = "Still answering your last message — one moment, then try again."
+BUSY_STALE_S = 600.0  # a turn abandoned without cleanup (a dropped stream) stops blocking after this
 
 
 @dataclass
@@ -38,6 +44,7 @@ class ChatSession:
     cards_turn: int | None = None  # index into state.turn_ids of the turn that produced the cards
     displays: list[str] = field(default_factory=list)  # rendered text of each assistant message
     undo_stack: list["ChatSession"] = field(default_factory=list)  # snapshots taken before each turn
+    busy_since: float | None = None  # monotonic time an action on this session began; None = idle
 
     def snapshot(self) -> "ChatSession":
         return ChatSession(self.state.copy(), list(self.cards), self.cards_turn, list(self.displays))
@@ -62,6 +69,33 @@ class ChatController:
         self.services = services
         self.recommender = recommender or Recommender(services)
         self.slots = services.settings.n_recommendations
+        self._claims = threading.Lock()  # makes check-and-set of ``busy_since`` atomic
+
+    # -- one action at a time per session ----------------------------------------------------
+    # Gradio runs each event in its own worker: without this, a 👍 or Undo clicked while a reply
+    # streams (or Enter then Send) would change the same session as the running turn.
+    def claim(self, session: ChatSession) -> bool:
+        with self._claims:
+            if self.busy(session):
+                return False
+            session.busy_since = time.monotonic()
+            return True
+
+    def busy(self, session: ChatSession) -> bool:
+        return session.busy_since is not None and time.monotonic() - session.busy_since < BUSY_STALE_S
+
+    @staticmethod
+    def release(session: ChatSession) -> None:
+        session.busy_since = None
+
+    def exclusive(self, session: ChatSession, action, *args) -> View:
+        """Run a quick action (a vote, undo, removing a constraint) unless a turn is running."""
+        if not self.claim(session):
+            return self.view(session, toast=("info", BUSY_TEXT))
+        try:
+            return action(session, *args)
+        finally:
+            self.release(session)
 
     # -- sessions and views ----------------------------------------------------------------
     def new_session(self) -> ChatSession:
@@ -80,6 +114,15 @@ class ChatController:
     # -- turns -----------------------------------------------------------------------------
     def send(self, session: ChatSession, text: str) -> Iterator[View]:
         """Stream one turn: a view per partial reply, then the final view with new cards."""
+        if not self.claim(session):
+            yield self.view(session, toast=("info", BUSY_TEXT))
+            return
+        try:
+            yield from self._send(session, text)
+        finally:
+            self.release(session)
+
+    def _send(self, session: ChatSession, text: str) -> Iterator[View]:
         try:
             clean_message(text, self.services.settings.max_message_chars)
         except InputError as exc:
@@ -127,12 +170,18 @@ class ChatController:
                          draft=last_text)
 
     def retry(self, session: ChatSession) -> Iterator[View]:
-        if not session.undo_stack:
-            yield self.view(session, toast=("info", "Nothing to retry yet."))
+        if not self.claim(session):
+            yield self.view(session, toast=("info", BUSY_TEXT))
             return
-        text = session.state.user_texts()[-1]
-        session.restore(session.undo_stack.pop())
-        yield from self.send(session, text)
+        try:
+            if not session.undo_stack:
+                yield self.view(session, toast=("info", "Nothing to retry yet."))
+                return
+            text = session.state.user_texts()[-1]
+            session.restore(session.undo_stack.pop())
+            yield from self._send(session, text)
+        finally:
+            self.release(session)
 
     # -- feedback --------------------------------------------------------------------------
     def rate_message(self, session: ChatSession, index: int, liked: bool | str) -> View:
@@ -145,10 +194,10 @@ class ChatController:
         answer = sum(1 for m in messages[:index] if m.role == "assistant")
         value = 1 if liked else -1
         try:
-            self.recommender.feedback(session.state, value, message_index=answer)
+            vote = self.recommender.feedback(session.state, value, message_index=answer)
         except ChatrecError as exc:
             return self.view(session, toast=("warning", str(exc)))
-        text = _message_vote_text(liked, len(self.services.store.recommended_items(session.state.turn_ids[answer])))
+        text = _message_vote_text(liked, len(vote.items), vote.of)
         return self.view(session, status=text, toast=("info", text))
 
     def rate_item(self, session: ChatSession, slot: int, value: int) -> View:
@@ -184,15 +233,25 @@ class ChatController:
         session.cards_turn = None
 
 
-def _message_vote_text(liked: bool, n_items: int) -> str:
-    """The confirmation says what a message vote does: it counts for every item of that answer
-    (an item's own opposite vote wins, see ``Recommender.feedback``)."""
-    items = f"{n_items} item{'s' if n_items != 1 else ''}"
+def _message_vote_text(liked: bool, n_items: int, of: int) -> str:
+    """The confirmation says what a message vote did: it counts for ``n_items`` of the answer's
+    ``of`` items (an item's own opposite vote wins, see ``Recommender.feedback``)."""
+    def items(n: int) -> str:
+        return f"{n} item{'s' if n != 1 else ''}"
     if liked:
-        return f"Thanks for the 👍 on that answer — counted for each of its {items}." if n_items \
-            else "Thanks for the 👍 on that answer."
-    return f"Thanks — noted the 👎 on that answer; counted against each of its {items}, so I won't suggest them again." \
-        if n_items else "Thanks — noted the 👎 on that answer."
+        head = "Thanks for the 👍 on that answer"
+        if not of:
+            return head + "."
+        if n_items == of:
+            return f"{head} — counted for each of its {items(of)}."
+        return f"{head} — counted for {n_items} of its {items(of)}; your 👎 on the others stays."
+    head = "Thanks — noted the 👎 on that answer"
+    if not of:
+        return head + "."
+    if n_items == of:
+        return f"{head}; counted against each of its {items(of)}, so I won't suggest them again."
+    return f"{head}; counted against {n_items} of its {items(of)}, so I won't suggest those again " \
+           "(your 👍 on the others stays)."
 
 
 def _turn_status(result: TurnResult) -> str:

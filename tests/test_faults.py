@@ -121,7 +121,7 @@ def test_turns_and_feedback_wait_for_a_locked_database_and_succeed(rec, tmp_path
     holder = hold_write_lock(tmp_path / "home" / "chatrec.db", 1.0, locked)
     locked.wait()
     second = rec.run_turn(state, "a wooden train")
-    feedback_id = rec.feedback(state, 1, item_id=second.recommendations[0].item.id)
+    feedback_id = rec.feedback(state, 1, item_id=second.recommendations[0].item.id).row
     holder.join()
     assert (first.status, second.status) == ("ok", "ok") and None not in state.turn_ids
     rows = rec.s.store.feedback_rows(state.conversation_id)
@@ -141,6 +141,7 @@ def test_a_lock_held_too_long_is_reported_not_dropped_and_the_next_turn_logs(rec
         unlogged = rec.run_turn(state, "a wooden train")
         with pytest.raises(StoreError, match="database is locked"):
             rec.feedback(state, 1, item_id="t1")
+        assert "t1" not in state.liked  # a vote that was not saved changes nothing on screen either
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -209,19 +210,21 @@ class BreaksMidReply(FakeBackend):
         yield from super().stream(messages, options)
 
 
-@pytest.mark.parametrize("error, shown", [
-    (GenerationError("the language model failed mid-reply: CUDA out of memory"), "CUDA out of memory"),
-    (RuntimeError("index out of range in self"), "internal error (RuntimeError: index out of range in self)"),
+@pytest.mark.parametrize("error, logged, shown", [
+    (GenerationError("the language model failed mid-reply: CUDA out of memory"), "CUDA out of memory",
+     "the language model failed mid-reply: CUDA out of memory"),
+    (RuntimeError("index out of range in self"), "internal error (RuntimeError: index out of range in self)",
+     "an unexpected error; details in the server log"),  # internals stay in the log and the turn row
 ], ids=["generation-error", "backend-bug"])
 def test_a_model_failing_mid_reply_is_shown_logged_as_failed_and_the_next_turn_works(
-        make_services, small_catalog_path, error, shown):
+        make_services, small_catalog_path, error, logged, shown):
     rec = Recommender(make_services(small_catalog_path, backend=BreaksMidReply(error)))
     state = rec.new_state()
     events = list(rec.respond(state, "a train"))
     partials, failed = events[:-1], events[-1]
     assert partials[-1] == "Let me think about "  # the user saw it streaming before it broke
-    assert failed.status == "failed" and shown in failed.error
-    assert failed.display.startswith(f"⚠️ Sorry — the language model failed while answering ({failed.error})")
+    assert failed.status == "failed" and logged in failed.error
+    assert failed.display.startswith(f"⚠️ Sorry — the language model failed while answering ({shown}). ")
     assert failed.recommendations and failed.turn_id is not None
     ok = rec.run_turn(state, "a train engine")
     assert ok.status == "ok" and ok.recommendations[0].item.id == "t3"

@@ -79,9 +79,12 @@ def test_message_thumbs_write_a_feedback_row_for_that_turn(ui, fake):
     assert session.state.rejected == second and len(second) == 5
     assert all("Hidden from now on" in card for card in view.cards)
     view = ui.rate_message(session, 1, True)
-    assert view.status == "Thanks for the 👍 on that answer — counted for each of its 5 items."
     first = ui.services.store.recommended_items(session.state.turn_ids[0])
     assert session.state.liked == [i for i in first if i not in second]  # an item's 👎 still wins
+    n = len(session.state.liked)
+    assert 0 < n < len(first) == 5  # the two answers share items: the confirmation says so
+    assert view.status == (f"Thanks for the 👍 on that answer — counted for {n} of its 5 items; "
+                           "your 👎 on the others stays.")
     rows = ui.services.store.feedback_rows(session.state.conversation_id)
     assert [(r.target, r.value, r.turn_id, r.item_id) for r in rows] == [
         ("message", -1, session.state.turn_ids[1], None), ("message", 1, session.state.turn_ids[0], None)]
@@ -154,6 +157,27 @@ def test_undo_restores_the_previous_turn_and_returns_the_text(ui, fake):
     final = list(ui.retry(session))[-1]
     assert session.state.n_turns == 1 and final.messages[-1]["content"] == "Retried **Thomas Tank Engine**."
     assert session.state.user_texts() == ["a soft doll"] and len(fake.calls) == 3  # retried the same message
+
+
+def test_actions_on_a_session_wait_for_its_running_turn(ui, fake):
+    from chatrec.ui_session import BUSY_TEXT
+
+    fake.enqueue(["First [[Rag Doll Emily]].", "Second [[Thomas Tank Engine]]."])
+    session = ui.new_session()
+    finish(ui, session, "a soft doll")
+    running = ui.send(session, "a train under £10")
+    next(running)  # the turn has started streaming in another worker
+    busy = ("info", BUSY_TEXT)
+    assert [v.toast for v in ui.send(session, "and a puzzle")] == [busy]  # Enter, then Send
+    assert [v.toast for v in ui.retry(session)] == [busy]
+    assert ui.exclusive(session, ui.undo).toast == busy
+    assert ui.exclusive(session, ui.rate_item, 0, -1).toast == busy
+    assert session.state.rejected == [] and len(fake.calls) == 1
+    list(running)  # the turn ends
+    assert session.state.user_texts() == ["a soft doll", "a train under £10"] and len(session.displays) == 2
+    view = ui.exclusive(session, ui.rate_item, 0, -1)
+    assert view.toast[0] == "info" and view.toast != busy and session.state.rejected
+    assert ui.exclusive(session, ui.undo).draft == "a train under £10"
 
 
 def test_undo_and_retry_with_nothing_to_undo(ui):
