@@ -296,6 +296,7 @@ def start_app(model: str, catalog: Path, home: Path, db_url: str, concurrency: i
             pass
         time.sleep(1)
     proc.terminate()
+    proc.wait()
     raise SystemExit(f"app did not answer within {timeout:.0f} s; see {log.name}")
 
 

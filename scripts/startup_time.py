@@ -33,12 +33,21 @@ def status(path):
 
 
 first = ready = None
-while time.perf_counter() - t0 < 600 and ready is None:
-    if first is None and status("/") is not None:
-        first = time.perf_counter() - t0
-    if status("/config") == 200:
-        ready = time.perf_counter() - t0
-    time.sleep(0.05)
-p.terminate()
-p.wait()
-print(f"first response on / {first:.1f} s; app ready (/config 200) {ready:.1f} s")
+try:
+    while time.perf_counter() - t0 < 600 and ready is None and p.poll() is None:
+        if first is None and status("/") is not None:
+            first = time.perf_counter() - t0
+        if status("/config") == 200:
+            ready = time.perf_counter() - t0
+        time.sleep(0.05)
+finally:
+    p.terminate()
+    p.wait()
+
+
+def seconds(t):
+    return "never (within 600 s, or the app exited)" if t is None else f"{t:.1f} s"
+
+
+print(f"first response on / {seconds(first)}; app ready (/config 200) {seconds(ready)}")
+sys.exit(0 if ready is not None else 1)

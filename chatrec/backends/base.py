@@ -39,9 +39,9 @@ class LMBackend(Protocol):
     name: str
     supports_constraints: bool
     context_window: int  # tokens the model accepts (prompt + reply)
-    # Optional (read with getattr, default False): the backend reuses the KV cache of a prompt prefix
-    # it has seen, so services put state and candidates *after* the history (a stable prefix).
-    # caches_prefix: bool
+    # Not part of the protocol (read with getattr, default False): ``caches_prefix = True`` says the
+    # backend reuses the KV cache of a prompt prefix it has seen, so services put state and candidates
+    # *after* the history (a stable prefix).
 
     def count_tokens(self, messages: Messages) -> int:
         """Tokens the rendered prompt for ``messages`` takes (an estimate is fine for HTTP)."""
