@@ -89,6 +89,17 @@ def test_int8_quantised_backend_still_streams(tiny_model_dir):
     assert "".join(q.stream(conversation("ok")[:2], GREEDY))
 
 
+def test_w8a8_backend_from_settings_streams(tiny_model_dir):
+    from chatrec.backends import load_backend
+    from chatrec.settings import Settings
+
+    q = load_backend(Settings.load({"model": str(tiny_model_dir), "dtype": "bfloat16", "quantize": "w8a8"}))
+    assert q.quantize == "w8a8" and q.model.lm_head.packed is not None
+    assert "".join(q.stream(conversation("ok")[:2], GREEDY))
+    with pytest.raises(ModelLoadError, match="unknown quantisation 'int4': use one of auto, none, int8, w8a8"):
+        load_backend(Settings.load({"model": str(tiny_model_dir), "quantize": "int4"}))
+
+
 @pytest.mark.parametrize("path", ["/nonexistent/model-dir", "./missing-model"])
 def test_missing_model_path_raises_helpful_error(path):
     from chatrec.backends.local import TransformersBackend
@@ -165,3 +176,21 @@ def test_int8_linear_prefill_and_decode_paths_agree():
     assert torch.allclose(decode, reference, atol=0.05, rtol=0.02)
     # int8 with per-row scales stays close to the bf16 layer it replaced
     assert torch.allclose(prefill, linear(x)[0].float(), atol=0.08, rtol=0.05)
+
+
+def test_w8a8_decoding_stays_close_to_the_weight_only_layer():
+    """w8a8 decoding quantises each token's activations (7 bits, per token): close, not equal."""
+    import torch
+
+    from chatrec.backends.local import _int8_linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 96, bias=True).to(torch.bfloat16)
+    weight_only, w8a8 = _int8_linear(torch, linear), _int8_linear(torch, linear, activations=True)
+    x = torch.randn(1, 20, 256, dtype=torch.bfloat16)
+    reference = weight_only(x)[0].float()
+    decode = torch.cat([w8a8(x[:, i:i + 1])[0] for i in range(20)]).float()
+    assert w8a8(x[:, :1]).dtype == torch.bfloat16  # the model's dtype in and out
+    error = (decode - reference).norm() / reference.norm()
+    assert 0 < error < 0.03, error  # quantised activations: a small, non-zero error
+    assert torch.equal(w8a8(x)[0], weight_only(x)[0])  # prefill is the same weight-only path

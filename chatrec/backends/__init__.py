@@ -52,4 +52,5 @@ def load_backend(settings: Settings) -> LMBackend | None:
         return OpenAIBackend(model.split(":", 1)[1], settings.base_url, settings.api_key,
                              context_window=settings.context_tokens)
     from .local import TransformersBackend
-    return TransformersBackend(model, device=settings.device, dtype=settings.dtype, threads=settings.threads)
+    return TransformersBackend(model, device=settings.device, dtype=settings.dtype, threads=settings.threads,
+                               quantize=settings.quantize)

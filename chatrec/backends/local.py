@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
@@ -132,16 +133,24 @@ def _int8_pays_off(torch, model, device: str) -> bool:
     return big and not device.startswith("cuda") and next(model.parameters()).dtype == torch.bfloat16
 
 
-def quantize_int8(torch, model) -> None:
-    """Replace every ``nn.Linear`` (the output head included) by an int8 weight-only copy, in place."""
+QUANTIZE_MODES = ("auto", "none", "int8", "w8a8")
+
+
+def quantize_int8(torch, model, activations: bool = False) -> None:
+    """Replace every ``nn.Linear`` (the output head included) by an int8 copy, in place.
+
+    ``activations=False``: weight-only int8 (decoding reads int8 weights, computes in bf16).
+    ``activations=True`` (``w8a8``): decoding steps also quantise each token's activations to 8 bits
+    on the fly and run FBGEMM's int8 x int8 kernel, which is much faster on x86 CPUs; prefill stays
+    weight-only. Activation quantisation can cost quality on models with outlier activations."""
     linears = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)]
     for name, linear in linears:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, _int8_linear(torch, linear))
+        setattr(parent, attr, _int8_linear(torch, linear, activations))
 
 
-def _int8_linear(torch, linear):
+def _int8_linear(torch, linear, activations: bool = False):
     class Int8Linear(torch.nn.Module):
         """y = x W^T + b with W stored as int8 rows times a per-row scale (symmetric, per channel)."""
 
@@ -153,10 +162,19 @@ def _int8_linear(torch, linear):
             self.register_buffer("scales", scales.to(weight.dtype))
             self.bias = None if bias is None else torch.nn.Parameter(bias.detach(), requires_grad=False)
             self.in_features, self.out_features = w.shape[1], w.shape[0]
+            self.packed = None  # FBGEMM's copy of the same int8 weights (w8a8): what decoding reads
+            if activations:
+                with warnings.catch_warnings():  # quantised tensors are deprecated after torch 2.13 (pinned)
+                    warnings.simplefilter("ignore", UserWarning)
+                    q = torch.quantize_per_channel(self.weight_int8.float() * scales[:, None], scales.double(),
+                                                   torch.zeros(len(scales), dtype=torch.long), 0, torch.qint8)
+                self.packed = torch.ops.quantized.linear_prepack(q, None)
 
         def forward(self, x):
             rows = x.reshape(-1, self.in_features)
-            if rows.shape[0] <= 16:  # decoding: the fused kernel reads int8 straight from memory
+            if rows.shape[0] <= 16 and self.packed is not None:  # decoding, w8a8: int8 x int8 (FBGEMM)
+                y = torch.ops.quantized.linear_dynamic(rows.float(), self.packed, True)
+            elif rows.shape[0] <= 16:  # decoding: the fused kernel reads int8 straight from memory
                 y = torch.ops.aten._weight_int8pack_mm(rows.to(self.scales.dtype), self.weight_int8, self.scales)
             else:  # prefill is compute-bound: the dense kernel on the int8 values (exact in bf16), then
                 # the per-row scales on the small output: one pass over the weights, not two
@@ -171,7 +189,8 @@ def _int8_linear(torch, linear):
 
 def weight_bytes_per_token(model) -> int:
     """Bytes of weights one decoding step reads: every parameter and buffer except embedding tables
-    (a step reads one row of those), counting a tied output head once."""
+    (a step reads one row of those), counting a tied output head once. (w8a8 decoding reads FBGEMM's
+    packed copy of the int8 weights instead of the buffer: the same number of bytes.)"""
     import torch
 
     seen: set[int] = set()
@@ -243,13 +262,15 @@ class TransformersBackend:
         self.model.eval()
         if quantize == "auto":
             quantize = "int8" if _int8_pays_off(self.torch, self.model, self.device) else "none"
-        if quantize == "int8":
+        if quantize in ("int8", "w8a8"):
             if self.device.startswith("cuda"):
-                raise ModelLoadError("int8 weight-only quantisation is a CPU path; on a GPU use dtype bfloat16")
-            quantize_int8(self.torch, self.model)
+                raise ModelLoadError(f"{quantize} quantisation is a CPU path; on a GPU use dtype bfloat16")
+            if quantize == "w8a8" and "fbgemm" not in self.torch.backends.quantized.supported_engines:
+                raise ModelLoadError("w8a8 needs torch's FBGEMM engine (x86 CPUs); use --quantize int8")
+            quantize_int8(self.torch, self.model, activations=quantize == "w8a8")
         elif quantize != "none":
-            raise ModelLoadError(f"unknown quantisation {quantize!r}: use 'auto', 'none' or 'int8'")
-        self.quantize = quantize  # as resolved: "none" or "int8"
+            raise ModelLoadError(f"unknown quantisation {quantize!r}: use one of {', '.join(QUANTIZE_MODES)}")
+        self.quantize = quantize  # as resolved: "none", "int8" or "w8a8"
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     def encode(self, messages: Messages):
