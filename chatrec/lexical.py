@@ -83,23 +83,46 @@ class TermIndex:
     def __init__(self, texts: Sequence[str], cache_size: int = 1024):
         self.texts = list(texts)
         postings: dict[str, list[int]] = defaultdict(list)
+        # Texts whose whitespace is not single spaces ("a\tb", "a  b"): a one-word posting is a
+        # whole-word hit only where the words are separated by single spaces, so only these are checked.
+        irregular: list[int] = []
         for pos, text in enumerate(self.texts):
-            for word in set(text.split()):
+            words = text.split()
+            if " ".join(words) != text:
+                irregular.append(pos)
+            for word in set(words):
                 postings[word].append(pos)
         self.postings = {w: np.asarray(p, dtype=np.int64) for w, p in postings.items()}
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        # Every distinct word once, "\n"-delimited: substring lookups search this, not every text.
+        self._words = list(self.postings)
+        self._blob = "\n" + "\n".join(self._words) + "\n"
+        self._starts = np.cumsum([0] + [len(w) + 1 for w in self._words[:-1]], dtype=np.int64)
+        self._irregular = np.asarray(irregular, dtype=np.int64)
 
     def containing(self, term: str) -> np.ndarray:
         """Positions of texts with ``term`` as a substring, ascending."""
-        return self._cached("sub", term, lambda: self._verify(self._substring_candidates(term), lambda t: term in t))
+        return self._cached("sub", term, lambda: self._substring(term))
 
     def with_word(self, term: str) -> np.ndarray:
         """Positions of texts with ``term`` as whole word(s), ascending."""
         words = term.split()
         if not words:
             return np.zeros(0, dtype=np.int64)
-        return self._cached("word", term, lambda: self._verify(self._all_words(words), lambda t: has_word(t, term)))
+        if words == [term]:  # one word: its posting list is the answer, except on irregular texts
+            return self._cached("word", term, lambda: self._one_word(term))
+        return self._cached("word", term, lambda: self._verify(self._all_words(words), term, whole_word=True))
+
+    def _one_word(self, term: str) -> np.ndarray:
+        found = self.postings.get(term, np.zeros(0, dtype=np.int64))
+        odd = self._intersect([found, self._irregular]) if len(self._irregular) else self._irregular
+        misses = [p for p in odd.tolist() if not has_word(self.texts[p], term)]
+        if not misses:
+            return found
+        keep = np.ones(len(self.texts), dtype=bool)
+        keep[misses] = False
+        return found[keep[found]]
 
     def _cached(self, kind: str, term: str, compute) -> np.ndarray:
         key = (kind, term)
@@ -112,27 +135,62 @@ class TermIndex:
         return hit
 
     def _all_words(self, words: list[str]) -> np.ndarray:
-        lists = sorted((self.postings.get(w, np.zeros(0, dtype=np.int64)) for w in set(words)), key=len)
+        return self._intersect([self.postings.get(w, np.zeros(0, dtype=np.int64)) for w in set(words)])
+
+    def _intersect(self, lists: list[np.ndarray]) -> np.ndarray:
+        """Positions in every one of these ascending lists (a mask per list: no sorting)."""
+        lists = sorted(lists, key=len)
         out = lists[0]
         for other in lists[1:]:
-            out = np.intersect1d(out, other, assume_unique=True)
+            if len(out) == 0:
+                break
+            mask = np.zeros(len(self.texts), dtype=bool)
+            mask[other] = True
+            out = out[mask[out]]
         return out
+
+    def _substring(self, term: str) -> np.ndarray:
+        words = term.split()
+        if words == [term]:
+            # No whitespace in the term: it occurs in a text exactly when it occurs inside one of the
+            # text's words, so the union of those words' postings is the answer, with nothing to check.
+            return self._vocab_postings(term)
+        return self._verify(self._substring_candidates(term), term)
 
     def _substring_candidates(self, term: str) -> np.ndarray:
         words = term.split()
         if not words:
             return np.arange(len(self.texts))
-        if len(words) >= 3:
-            # The inner words of a phrase found in a text are whole words of that text.
-            inner = min(words[1:-1], key=lambda w: len(self.postings.get(w, ())))
-            return self.postings.get(inner, np.zeros(0, dtype=np.int64))
-        # An edge word may be cut ("car" in "cards"): it is inside some word of the text.
-        longest = max(words, key=len)
-        hits = [p for w, p in self.postings.items() if longest in w]
-        return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+        if " ".join(words) != term:  # odd spacing: only the longest word is sure to be inside a text word
+            return self._vocab_postings(max(words, key=len))
+        # A phrase found in a text: its inner words are whole words of the text, the first word ends
+        # one ("car" in "scar") and the last word starts one ("car" in "cards").
+        lists = [self._vocab_postings(words[0] + "\n"), self._vocab_postings("\n" + words[-1])]
+        return self._intersect(lists + [self.postings.get(w, np.zeros(0, dtype=np.int64)) for w in set(words[1:-1])])
 
-    def _verify(self, candidates: np.ndarray, test) -> np.ndarray:
-        return np.asarray([p for p in candidates.tolist() if test(self.texts[p])], dtype=np.int64)
+    def _vocab_postings(self, part: str) -> np.ndarray:
+        """Positions of texts with a word containing ``part`` (a word ending with ``x`` for "x\n",
+        starting with ``x`` for "\nx"): a search of the word list, not of every text."""
+        blob, at, i = self._blob, [], self._blob.find(part)
+        while i != -1:
+            at.append(i)
+            i = blob.find(part, i + 1)
+        # A hit starts inside the word whose "\n" precedes it (or at that "\n", for "\nx").
+        found = dict.fromkeys((np.searchsorted(self._starts, at, side="right") - 1).tolist())
+        hits = [self.postings[self._words[i]] for i in found]
+        if len(hits) <= 1:
+            return hits[0] if hits else np.zeros(0, dtype=np.int64)
+        union = np.zeros(len(self.texts), dtype=bool)
+        for h in hits:
+            union[h] = True
+        return np.flatnonzero(union)
+
+    def _verify(self, candidates: np.ndarray, term: str, whole_word: bool = False) -> np.ndarray:
+        texts = self.texts
+        if whole_word:  # ``has_word`` as one substring test: the term between spaces or the text's ends
+            padded = f" {term} "
+            return np.asarray([p for p in candidates.tolist() if padded in f" {texts[p]} "], dtype=np.int64)
+        return np.asarray([p for p in candidates.tolist() if term in texts[p]], dtype=np.int64)
 
 
 def has_word(text: str, term: str) -> bool:

@@ -77,3 +77,28 @@ def test_large_index_scores_match_float32_products(monkeypatch):
     assert np.abs(got - exact).max() < 1e-3
     assert list(np.argsort(-got)[:5]) == list(np.argsort(-exact)[:5])
     np.testing.assert_array_equal(small.scores(q), vectors[:400] @ q)
+
+
+def test_query_encoding_gives_the_same_vectors_as_the_library():
+    """The small-batch path (one query per turn) skips ``model.encode``'s set-up, not its arithmetic."""
+    from chatrec.index import SentenceTransformerEmbedder, _one_thread
+
+    try:
+        embedder = SentenceTransformerEmbedder()
+    except Exception as exc:  # no local weights in this environment
+        pytest.skip(f"embedding model unavailable: {exc}")
+    assert embedder._direct
+    for texts in (["a wooden train set under £40"], ["no lego", "something with a remote control please"],
+                  ["b", "aa", "ccc", "dddd"], ["Pokémon: The Movie! 🙂 " * 60]):
+        with _one_thread():  # as encode() runs small batches
+            expected = embedder._encode(texts, False)
+        np.testing.assert_array_equal(embedder.encode(texts), expected)
+
+
+def test_large_index_scores_leave_the_thread_count_alone(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(index_mod, "HALF_SCORES_MIN_ITEMS", 10)
+    before = torch.get_num_threads()
+    EmbeddingIndex(unit_vectors(50, dim=16)).scores(unit_vectors(1, dim=16, seed=2)[0])
+    assert torch.get_num_threads() == before

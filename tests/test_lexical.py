@@ -50,3 +50,22 @@ def test_bm25_ignores_filler_words(tmp_path):
     assert lexical.scores("show me something good, other options?").tolist() == [0.0, 0.0]
     scores = lexical.scores("show me a lego train")
     assert scores[1] > 0 and scores[0] == 0.0
+
+
+def test_irregular_whitespace_and_cut_words_match_a_full_scan():
+    """Texts not normalised (tabs, double or non-breaking spaces, edges): still the scan's answer."""
+    rnd = random.Random(1)
+    words = "car cards scar remote control lego legolas set a ca rd".split()
+    seps = [" ", " ", " ", "  ", "\t", "\n", "\u00a0"]
+    texts = []
+    for _ in range(400):
+        n = rnd.randint(0, 6)
+        text = "".join(rnd.choice(words) + (rnd.choice(seps) if i < n - 1 else "") for i in range(n))
+        texts.append(rnd.choice(["", " "]) + text + rnd.choice(["", "", "\t"]))
+    index = TermIndex(texts)
+    terms = ["car", "ar", "a", "", " ", "remote control", "e c", "s sc", "car  set", "lego\tset", " lego",
+             "lego ", "a a", "d c", "\u00a0", "car\u00a0set", "zz", "r c a", "ego set car"]
+    for term in terms:
+        assert index.containing(term).tolist() == [i for i, t in enumerate(texts) if term in t], term
+        expected = [i for i, t in enumerate(texts) if term.split() and has_word(t, term)]
+        assert index.with_word(term).tolist() == expected, term
