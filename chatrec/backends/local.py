@@ -143,14 +143,27 @@ def quantize_int8(torch, model, activations: bool = False) -> None:
     ``activations=True`` (``w8a8``): decoding steps also quantise each token's activations to 8 bits
     on the fly and run FBGEMM's int8 x int8 kernel, which is much faster on x86 CPUs; prefill stays
     weight-only. Activation quantisation can cost quality on models with outlier activations."""
+    reduce_range = not _cpu_has_vnni()
     linears = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)]
     for name, linear in linears:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, _int8_linear(torch, linear, activations))
+        setattr(parent, attr, _int8_linear(torch, linear, activations, reduce_range))
 
 
-def _int8_linear(torch, linear, activations: bool = False):
+def _cpu_has_vnni() -> bool:
+    """AVX512-VNNI / AVX-VNNI add int8 products straight into int32, so FBGEMM can take 8-bit
+    activations; without them its AVX2 kernel could saturate and needs 7 bits (``reduce_range``).
+    Measured on all-MiniLM-L6-v2's real weights: 8 bits keep embeddings at cosine 0.994 to float32,
+    7 bits at 0.978 (weight-only int8: 0.9996)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = True):
     class Int8Linear(torch.nn.Module):
         """y = x W^T + b with W stored as int8 rows times a per-row scale (symmetric, per channel)."""
 
@@ -173,7 +186,7 @@ def _int8_linear(torch, linear, activations: bool = False):
         def forward(self, x):
             rows = x.reshape(-1, self.in_features)
             if rows.shape[0] <= 16 and self.packed is not None:  # decoding, w8a8: int8 x int8 (FBGEMM)
-                y = torch.ops.quantized.linear_dynamic(rows.float(), self.packed, True)
+                y = torch.ops.quantized.linear_dynamic(rows.float(), self.packed, reduce_range)
             elif rows.shape[0] <= 16:  # decoding: the fused kernel reads int8 straight from memory
                 y = torch.ops.aten._weight_int8pack_mm(rows.to(self.scales.dtype), self.weight_int8, self.scales)
             else:  # prefill is compute-bound: the dense kernel on the int8 values (exact in bf16), then
