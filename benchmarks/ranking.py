@@ -6,7 +6,9 @@ Each dialogue's context is replayed once and every signal of the ``Ranker`` is c
 unit weight; the table's rows then re-weight those cached signals (the sum is exactly what
 ``Ranker.score`` computes). Rows add one signal at a time: dense only, + lexical, + mentioned-item
 signal (content neighbours of named items, with named items filtered out), + collaborative
-(MovieLens item-item), + popularity/recency priors, + learned priors from other dialogues' targets.
+(MovieLens item-item), + popularity/recency priors, + catalog facets (genres asked for in words,
+genre profile of the named items, people shared with them, people named in words), + learned priors
+from other dialogues' targets.
 
 Protocol for everything learned from the split (weights, target priors): 5 folds by conversation
 (turns of one conversation never straddle folds); weights are chosen by coordinate search (one pass from the defaults) on four
@@ -30,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
-SIGNALS = ("dense", "lexical", "mentioned", "collab", "popularity", "recency", "target_pop", "cooc", "requests")
+FACETS = ("genre", "seed_genre", "credits", "named_credits")
+SIGNALS = ("dense", "lexical", "mentioned", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [
     ("dense only", ("dense",), ()),
@@ -40,6 +43,8 @@ ROWS = [
      ("lexical", "mentioned", "collab")),
     ("+ popularity and recency priors", ("dense", "lexical", "mentioned", "collab", "popularity", "recency"),
      ("lexical", "mentioned", "collab", "popularity", "recency")),
+    ("+ genres and credits (catalog facets)", ("dense", "lexical", "mentioned", "collab", "popularity", "recency", *FACETS),
+     ("lexical", "mentioned", "collab", "popularity", "recency", *FACETS)),
     ("+ learned priors from other dialogues (CV)", SIGNALS,
      ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests")),
 ]
@@ -212,7 +217,7 @@ def main() -> int:
         results.append({"row": name, **{f"recall@{k}": round(v, 4) for k, v in recall.items()},
                         "ms_per_turn": round(ms, 2), "weights": fixed})
     all_rows = np.ones(len(dialogues), dtype=bool)
-    full = search(cache, all_rows, SIGNALS[:6], ROWS[4][2])
+    full = search(cache, all_rows, SIGNALS[:10], ROWS[5][2])
     out = {"dialogues": args.dialogues, "n_turns": len(dialogues), "n_pairs": sum(len(t) for t in cache.targets),
            "folds": args.folds, "protocol": "5-fold CV by conversation; weights and target priors learned on 4 folds",
            "rows": results, "weights_fit_on_all_turns_no_learned_priors": full,

@@ -5,6 +5,9 @@ score = dense similarity of the conversation to each item (informative user turn
       + lexical (BM25) relevance, filler words dropped
       + similarity to items the user mentioned or liked (content), and item-item collaborative
         similarity to them (and, more weakly, to items already suggested and not rejected)
+      + catalog facets (``facets.py``, only for catalogs with genre / director / star... attributes):
+        genres asked for in words ("something scary"), the genre profile of the named or liked items,
+        people shared with them (sequels, a director's other films), people named in words
       - a fixed demotion for near-duplicates of items the user rejected (similarity >= threshold)
       + popularity and recency priors + aggregated feedback prior (from the store, with a minimum count)
       + learned priors from other dialogues' targets when a ``TargetPrior`` is set (off by default)
@@ -26,6 +29,7 @@ import numpy as np
 
 from .catalog import Catalog, Item
 from .collab import CollaborativeModel, TargetPrior
+from .facets import Facets
 from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
@@ -40,6 +44,10 @@ class RankWeights:
     lexical: float = 0.7  # BM25 on the informative turns, scaled to [0, 1] per query
     mentioned: float = 2.5  # content similarity to items the user named or liked
     collab: float = 0.7  # item-item CF (only with interactions)
+    genre: float = 0.4  # genres the user asked for in words (catalogs with a genre attribute)
+    seed_genre: float = 0.7  # genre profile of the named/liked items (catalogs with a genre attribute)
+    credits: float = 1.5  # people shared with the named/liked items (catalogs with director/star/... attributes)
+    named_credits: float = 1.5  # items crediting a person the user named ("something with Tom Hanks")
     popularity: float = 0.7
     feedback: float = 0.3
     category: float = 0.15
@@ -89,6 +97,7 @@ class Ranker:
         self.recency = recency_prior(catalog)
         self.target_prior: TargetPrior | None = None
         self._target_pop = np.zeros(len(catalog), dtype=np.float32)
+        self.facets = Facets(catalog)  # genres and credits; inactive when the catalog has neither
         self._search_text = [normalize(i.search_text()) for i in catalog]
         self._terms = TermIndex(self._search_text)  # must-have / exclusion lookups without a full scan
         self._prices = np.array([np.nan if i.price is None else i.price for i in catalog], dtype=np.float64)
@@ -168,6 +177,14 @@ class Ranker:
             out["dense"] = w.dense * self.index.scores(query)
         if query is not None and learned:
             out["requests"] = w.requests * self.target_prior.similar_requests(query, w.requests_k)
+        if w.genre and self.facets.has_genres:
+            wanted = self.facets.wanted_genres(state.user_texts(), w.turn_decay)
+            if wanted.any():
+                out["genre"] = w.genre * self.facets.genre_scores(wanted)
+        if w.named_credits and self.facets.has_credits:
+            named = self.facets.named_credit_scores(state.user_texts(), w.turn_decay)
+            if named.any():
+                out["named_credits"] = w.named_credits * named
         texts = informative_texts(state)
         if texts and w.lexical and self.lexical is not None:
             lex = self.lexical.scores(" ".join(texts[-3:]))
@@ -189,6 +206,10 @@ class Ranker:
         if seeds and w.collab and self.collab is not None:
             cf = self.collab.similar(*map(list, zip(*seeds)))
             out["collab"] = w.collab * cf / cf.max() if cf.max() > 0 else cf
+        if seeds and w.seed_genre and self.facets.has_genres:
+            out["seed_genre"] = w.seed_genre * self.facets.seed_genre_scores(*map(list, zip(*seeds)))
+        if seeds and w.credits and self.facets.has_credits:
+            out["credits"] = w.credits * self.facets.credit_scores(*map(list, zip(*seeds)))
         if seeds and w.cooc and self.target_prior is not None:
             out["cooc"] = w.cooc * self.target_prior.following(*map(list, zip(*seeds)))
         out.update(self._feedback_neighbours(state, w))

@@ -155,3 +155,4 @@ def test_default_weights_are_the_documented_cv_choice():
     w = RankWeights()
     assert (w.dense, w.lexical, w.mentioned, w.collab, w.popularity, w.recency) == (1.0, 0.7, 2.5, 0.7, 0.7, 0.5)
     assert (w.target_pop, w.cooc, w.requests) == (0.0, 0.0, 0.0)  # learned priors need training dialogues
+    assert (w.genre, w.seed_genre, w.credits, w.named_credits) == (0.4, 0.7, 1.5, 1.5)  # catalog facets

@@ -1,0 +1,85 @@
+"""Catalog facets (genres, credits): what the user asked for in words and what the named items share
+moves exactly the items it should, and catalogs without these attributes are untouched."""
+from __future__ import annotations
+
+import numpy as np
+
+from chatrec.catalog import load_catalog
+from chatrec.facets import Facets
+from chatrec.index import EmbeddingIndex
+from chatrec.lexical import LexicalIndex
+from chatrec.matching import TitleMatcher
+from chatrec.ranker import Ranker, RankWeights
+from chatrec.state import DialogueState, Message
+from chatrec.tracker import Tracker
+from conftest import SMALL_CATALOG, HashEmbedder, write_jsonl
+
+# Neutral descriptions: only the attributes tell the films apart.
+FILMS = [
+    {"id": "h1", "title": "Night Shift (2016)", "description": "a story",
+     "attributes": {"genre": ["horror"], "director": ["Ann Vale"], "star": ["Bo Reed"], "year": 2016}},
+    {"id": "h2", "title": "Night Shift 2 (2017)", "description": "a story",
+     "attributes": {"genre": ["horror", "thriller"], "director": ["Ann Vale"], "star": ["Bo Reed"], "year": 2017}},
+    {"id": "c1", "title": "Paper Hats (2016)", "description": "a story",
+     "attributes": {"genre": ["comedy"], "director": ["Cy Dunn"], "star": ["Tom Hanks"], "year": 2016}},
+    {"id": "c2", "title": "Paper Boats (2017)", "description": "a story",
+     "attributes": {"genre": ["comedy", "family"], "director": ["Di Orr"], "star": ["Eve Moss"], "year": 2017}},
+    {"id": "a1", "title": "Blue Planet Run (2017)", "description": "a story",
+     "attributes": {"genre": ["animation", "family"], "director": ["Fay Lin"], "star": ["Gus Poe"], "year": 2017}},
+]
+ONLY_FACETS = RankWeights(dense=0, lexical=0, mentioned=0, collab=0, popularity=0, recency=0)
+
+
+def _pipeline(tmp_path, rows, weights=ONLY_FACETS):
+    catalog = load_catalog(write_jsonl(tmp_path / "catalog.jsonl", rows))
+    embedder = HashEmbedder()
+    index = EmbeddingIndex(embedder.encode([i.search_text() for i in catalog]), embedder)
+    return Ranker(catalog, index, LexicalIndex(catalog), None, weights), Tracker(catalog, TitleMatcher(catalog))
+
+
+def _ranked(ranker, tracker, *texts, roles=None):
+    state = DialogueState()
+    for n, text in enumerate(texts):
+        tracker.observe(state, Message((roles or {}).get(n, "user"), text))
+    return state, ranker.score(state, ranker.weights)
+
+
+def test_genre_words_and_negation(tmp_path):
+    facets = Facets(load_catalog(write_jsonl(tmp_path / "c.jsonl", FILMS)))
+    wanted = dict(zip(facets.genre_names, facets.wanted_genres(["something scary please", "but not a comedy"])))
+    assert wanted["horror"] == 0.5 and wanted["comedy"] == -1.0 and wanted["family"] == 0.0
+    later = dict(zip(facets.genre_names, facets.wanted_genres(["I hate cartoons", "ok, an animated one for the kids"])))
+    assert later["animation"] == 1.0 and later["family"] == 1.0  # the latest wish wins
+
+
+def test_asked_genre_leads_and_ruled_out_genre_sinks(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    _, (total, signals) = _ranked(ranker, tracker, "I want something scary tonight")
+    order = [ranker.catalog.items[i].id for i in np.argsort(-total, kind="stable")]
+    assert set(order[:2]) == {"h1", "h2"} and "genre" in signals
+    _, (total, _) = _ranked(ranker, tracker, "nothing funny please")
+    pos = ranker.catalog.position
+    assert total[pos["c1"]] < total[pos["h1"]] and total[pos["c2"]] < total[pos["a1"]]
+
+
+def test_named_film_pulls_its_director_and_stars_and_genres(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    state, (total, signals) = _ranked(ranker, tracker, "I loved Night Shift (2016)")
+    assert state.mentioned == {"h1": 1}
+    ranked = [r.item.id for r in ranker.top(total, signals, k=5)]
+    assert "h1" not in ranked and ranked[0] == "h2"  # the sequel: same director, star and genre
+    assert signals["credits"][ranker.catalog.position["h2"]] == ranker.weights.credits  # the best match: 1 x weight
+
+
+def test_person_named_in_words(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    _, (total, signals) = _ranked(ranker, tracker, "anything with tom hanks?")
+    assert ranker.top(total, signals, k=1)[0].item.id == "c1"
+    assert ranker.facets.named_people(["Tom Hankson is great"]) == {}  # whole names only
+
+
+def test_catalog_without_facets_is_untouched(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG, weights=RankWeights())
+    assert not ranker.facets.has_genres and not ranker.facets.has_credits
+    _, (_, signals) = _ranked(ranker, tracker, "a scary wooden train for the kids, like the Hornby Express Train Set")
+    assert not {"genre", "seed_genre", "credits", "named_credits"} & set(signals)
