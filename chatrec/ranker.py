@@ -34,6 +34,7 @@ from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
 from .state import DialogueState
+from .tracker import without_budget
 
 
 @dataclass(frozen=True)
@@ -315,8 +316,8 @@ class Ranker:
 
 
 def informative_texts(state: DialogueState) -> list[str]:
-    """The user's turns that say something searchable (excluded terms removed), oldest first."""
-    texts = [_without(t, state.prefs.exclude) for t in state.user_texts()]
+    """The user's turns that say something searchable (excluded terms and budgets removed), oldest first."""
+    texts = [_without(without_budget(t), state.prefs.exclude) for t in state.user_texts()]
     return [t for t in texts if content_words(t)]
 
 

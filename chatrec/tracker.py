@@ -26,6 +26,15 @@ _MAX = re.compile(rf"\b(?:under|below|less than|cheaper than|max(?:imum)?|up to|
 _MIN = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|from)\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
 _AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?)\s*((?:£|\$|€)){_NUM}", re.I)
 _BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
+_BUDGET_PHRASES = (_BETWEEN, _RANGE, _MAX, _MIN, _AROUND, _BARE_BUDGET)
+
+
+def without_budget(text: str) -> str:
+    """The text minus its budget phrases: "a train set under £40" searches for "a train set", not for
+    "40" (which would pull in a "40 piece set"); the budget itself is a price filter."""
+    for pattern in _BUDGET_PHRASES:
+        text = pattern.sub(" ", text)
+    return text
 
 _NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
                        r"don'?t like|do not like|anything but|excluding|no more)\s+(?:any\s+|more\s+)?"

@@ -56,6 +56,17 @@ def test_wanted_category_leads_within_budget(tmp_path):
     assert set(_ids(ranker, tracker, "a train set under £20")[:2]) == {"t2", "t3"}
 
 
+def test_the_budget_is_a_filter_not_a_search_word(tmp_path):
+    # "under £40" must not pull in a "40 piece" art set over the train sets the user asked for
+    rows = [{"id": "art", "title": "Crayon Power Pack (40 piece set)", "description": "40 crayons", "price": 15},
+            {"id": "tr1", "title": "Wooden Train Set", "description": "a wooden railway", "price": 30},
+            {"id": "tr2", "title": "Train Set with Tunnel", "description": "track and engine", "price": 35},
+            {"id": "big", "title": "Deluxe Train Set", "description": "a large railway", "price": 90}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(dense=0.0))
+    assert _ids(ranker, tracker, "a train set under £40") == ["tr1", "tr2", "art"]
+    assert _ids(ranker, tracker, "a 40 piece set")[0] == "art"  # a number that is not a budget still counts
+
+
 def test_no_lego_removes_lego_and_category_leads(tmp_path):
     ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG)
     ids = _ids(ranker, tracker, "a building set, no Lego")
