@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if warning:  # before anything listens, the start-up page included
         print(warning, file=sys.stderr, flush=True)
     startup = StartupPage(settings.host, settings.port)  # progress in the browser while loading
-    startup.start()
+    if not startup.start():  # say so now, not after minutes of loading the model and catalog
+        print(f"error: cannot serve on {settings.host}:{settings.port} (address in use or not available); "
+              "pass --port N or set CHATREC_PORT", file=sys.stderr)
+        return 2
 
     def progress(message: str) -> None:
         print(message, flush=True)

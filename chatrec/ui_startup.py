@@ -69,7 +69,7 @@ class StartupPage:
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError:
-            return False  # port busy: Gradio will say so with a proper message
+            return False  # port busy or address unavailable: app.py stops with a message
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="startup-page", daemon=True).start()
         return True

@@ -310,6 +310,24 @@ def test_app_flags_fall_back_to_env(monkeypatch):
     assert (settings.port, settings.host) == (8000, "127.0.0.1")
 
 
+def test_app_stops_at_once_when_its_port_is_taken(monkeypatch, capsys):
+    import socket
+
+    import app
+    import chatrec.services
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("services were built although the port is taken")
+
+    monkeypatch.setattr(chatrec.services, "build_services", must_not_load)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert app.main(["--model", "none", "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 # -- insights ------------------------------------------------------------------------------
 def _frames():
     d1, d2 = datetime(2026, 1, 1, 10), datetime(2026, 1, 2, 9)
