@@ -118,9 +118,17 @@ class ChatController:
             yield self.view(session, toast=("info", BUSY_TEXT))
             return
         try:
-            yield from self._send(session, text)
+            yield from self._released_when_done(session, self._send(session, text))
         finally:
             self.release(session)
+
+    def _released_when_done(self, session: ChatSession, views: Iterator[View]) -> Iterator[View]:
+        """Release the session before the last view goes out, so a 👍 clicked the moment the answer
+        shows is not refused (the stream's own end comes a little later)."""
+        for view in views:
+            if not view.streaming:
+                self.release(session)
+            yield view
 
     def _send(self, session: ChatSession, text: str) -> Iterator[View]:
         try:
@@ -179,7 +187,7 @@ class ChatController:
                 return
             text = session.state.user_texts()[-1]
             session.restore(session.undo_stack.pop())
-            yield from self._send(session, text)
+            yield from self._released_when_done(session, self._send(session, text))
         finally:
             self.release(session)
 

@@ -417,6 +417,7 @@ def test_app_warns_before_it_listens(monkeypatch, capsys, argv, warned, bound):
 
         def start(self):
             events.append(("listen", capsys.readouterr().err))
+            return True  # bound
 
         stop = update = lambda self, *a: None
 
