@@ -26,6 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from .catalog import Catalog
+from .lexical import plain_words as _words
 
 GENRE_KEYS = ("genre", "genres")
 CREDIT_KEYS = ("director", "directors", "star", "stars", "cast", "actor", "actors", "writer", "writers",
@@ -161,7 +162,6 @@ class Facets:
         top = float(out.max())
         return out / top if top > 0 else out
 
-
     def named_people(self, texts: Sequence[str], decay: float = 0.5) -> dict[int, float]:
         """Credited people whose full name appears in the user's turns (oldest first): column -> weight."""
         found: dict[int, float] = {}
@@ -183,10 +183,6 @@ class Facets:
             rows = self._credits_csc.indices[self._credits_csc.indptr[col]:self._credits_csc.indptr[col + 1]]
             out[rows] = np.maximum(out[rows], weight)
         return out
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
 
 
 def _values(raw) -> list[str]:

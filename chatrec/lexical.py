@@ -40,9 +40,14 @@ movie movies film films flick flicks buy bought item items product products toy 
 """.split())
 
 
+def plain_words(text: str) -> list[str]:
+    """The lower-cased alphanumeric words of ``text`` (apostrophes dropped: "don't" -> "dont")."""
+    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
+
+
 def content_words(text: str) -> list[str]:
     """The words of ``text`` that are not filler (lower-cased): empty for "any other options?"."""
-    return [w for w in re.findall(r"[a-z0-9]+", text.lower().replace("'", "")) if w not in FILLER]
+    return [w for w in plain_words(text) if w not in FILLER]
 
 
 class LexicalIndex:
@@ -187,18 +192,12 @@ class TermIndex:
 
     def _verify(self, candidates: np.ndarray, term: str, whole_word: bool = False) -> np.ndarray:
         texts = self.texts
-        if whole_word:  # ``has_word`` as one substring test: the term between spaces or the text's ends
-            padded = f" {term} "
-            return np.asarray([p for p in candidates.tolist() if padded in f" {texts[p]} "], dtype=np.int64)
+        if whole_word:
+            return np.asarray([p for p in candidates.tolist() if has_word(texts[p], term)], dtype=np.int64)
         return np.asarray([p for p in candidates.tolist() if term in texts[p]], dtype=np.int64)
 
 
 def has_word(text: str, term: str) -> bool:
-    """Whole-word (or whole-phrase) containment on normalised text; 'lego' must not hit 'legolas'."""
-    start = text.find(term)
-    while start != -1:
-        end = start + len(term)
-        if (start == 0 or text[start - 1] == " ") and (end == len(text) or text[end] == " "):
-            return True
-        start = text.find(term, start + 1)
-    return False
+    """Whole-word (or whole-phrase) containment on normalised text; 'lego' must not hit 'legolas':
+    the term between spaces or the text's ends."""
+    return f" {term} " in f" {text} "

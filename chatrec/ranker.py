@@ -204,15 +204,16 @@ class Ranker:
             centroid /= np.linalg.norm(centroid) + 1e-9
             out["mentioned"] = w.mentioned * self.index.scores(centroid)
         seeds = self._seeds(state, w.shown_seed)
+        positions, strengths = (list(x) for x in zip(*seeds)) if seeds else ([], [])
         if seeds and w.collab and self.collab is not None:
-            cf = self.collab.similar(*map(list, zip(*seeds)))
+            cf = self.collab.similar(positions, strengths)
             out["collab"] = w.collab * cf / cf.max() if cf.max() > 0 else cf
         if seeds and w.seed_genre and self.facets.has_genres:
-            out["seed_genre"] = w.seed_genre * self.facets.seed_genre_scores(*map(list, zip(*seeds)))
+            out["seed_genre"] = w.seed_genre * self.facets.seed_genre_scores(positions, strengths)
         if seeds and w.credits and self.facets.has_credits:
-            out["credits"] = w.credits * self.facets.credit_scores(*map(list, zip(*seeds)))
+            out["credits"] = w.credits * self.facets.credit_scores(positions, strengths)
         if seeds and w.cooc and self.target_prior is not None:
-            out["cooc"] = w.cooc * self.target_prior.following(*map(list, zip(*seeds)))
+            out["cooc"] = w.cooc * self.target_prior.following(positions, strengths)
         out.update(self._feedback_neighbours(state, w))
         return out
 
