@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 from .errors import ChatrecError, InputError
 from .explain import explain
@@ -114,21 +114,25 @@ class ChatController:
     # -- turns -----------------------------------------------------------------------------
     def send(self, session: ChatSession, text: str) -> Iterator[View]:
         """Stream one turn: a view per partial reply, then the final view with new cards."""
+        yield from self._exclusive_stream(session, lambda: self._send(session, text))
+
+    def _exclusive_stream(self, session: ChatSession, views: Callable[[], Iterator[View]]) -> Iterator[View]:
+        """Stream ``views()`` holding the session, unless a turn is running. The session is released
+        before the last view goes out, so a 👍 clicked the moment the answer shows is not refused (the
+        stream's own end comes a little later), and only once: by then a new turn may hold it."""
         if not self.claim(session):
             yield self.view(session, toast=("info", BUSY_TEXT))
             return
+        released = False
         try:
-            yield from self._released_when_done(session, self._send(session, text))
+            for view in views():
+                if not view.streaming and not released:
+                    self.release(session)
+                    released = True
+                yield view
         finally:
-            self.release(session)
-
-    def _released_when_done(self, session: ChatSession, views: Iterator[View]) -> Iterator[View]:
-        """Release the session before the last view goes out, so a 👍 clicked the moment the answer
-        shows is not refused (the stream's own end comes a little later)."""
-        for view in views:
-            if not view.streaming:
+            if not released:
                 self.release(session)
-            yield view
 
     def _send(self, session: ChatSession, text: str) -> Iterator[View]:
         try:
@@ -178,18 +182,15 @@ class ChatController:
                          draft=last_text)
 
     def retry(self, session: ChatSession) -> Iterator[View]:
-        if not self.claim(session):
-            yield self.view(session, toast=("info", BUSY_TEXT))
+        yield from self._exclusive_stream(session, lambda: self._retry(session))
+
+    def _retry(self, session: ChatSession) -> Iterator[View]:
+        if not session.undo_stack:
+            yield self.view(session, toast=("info", "Nothing to retry yet."))
             return
-        try:
-            if not session.undo_stack:
-                yield self.view(session, toast=("info", "Nothing to retry yet."))
-                return
-            text = session.state.user_texts()[-1]
-            session.restore(session.undo_stack.pop())
-            yield from self._released_when_done(session, self._send(session, text))
-        finally:
-            self.release(session)
+        text = session.state.user_texts()[-1]
+        session.restore(session.undo_stack.pop())
+        yield from self._send(session, text)
 
     # -- feedback --------------------------------------------------------------------------
     def rate_message(self, session: ChatSession, index: int, liked: bool | str) -> View:

@@ -184,6 +184,21 @@ def test_actions_on_a_session_wait_for_its_running_turn(ui, fake):
     assert ui.exclusive(session, ui.undo).draft == "a train under £10"
 
 
+def test_the_end_of_an_old_stream_does_not_free_the_next_turn(ui, fake):
+    fake.enqueue(["First [[Rag Doll Emily]].", "Second [[Thomas Tank Engine]]."])
+    session = ui.new_session()
+    first = ui.send(session, "a soft doll")
+    for view in first:
+        if not view.streaming:
+            break  # the answer is on screen; its stream has not ended yet
+    second = ui.send(session, "a train")
+    next(second)  # the next turn starts at once and holds the session
+    list(first)  # now the first stream ends
+    assert ui.busy(session)  # still held by the second turn
+    list(second)
+    assert not ui.busy(session)
+
+
 def test_undo_and_retry_with_nothing_to_undo(ui):
     session = ui.new_session()
     assert ui.undo(session).toast == ("info", "Nothing to undo yet.")
