@@ -57,6 +57,7 @@ class RankWeights:
     rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
+    asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
@@ -270,6 +271,10 @@ class Ranker:
             wanted = prefs.category
             codes, code_of = self._category_codes
             out["category"] = w.category * (codes == code_of.get(wanted, -1)).astype(np.float32)
+        asked = [self.catalog.position[i] for i in state.asked if i in self.catalog.position and i not in state.rejected]
+        if asked and w.asked:
+            out["asked"] = np.zeros(len(self.catalog), dtype=np.float32)
+            out["asked"][asked] = w.asked
         if prefs.must_have and w.must_have:
             terms = [normalize(t) for t in prefs.must_have]
             share = np.zeros(len(self.catalog), dtype=np.float32)
@@ -299,11 +304,12 @@ class Ranker:
             t = normalize(term)
             if t:
                 pen[self._terms.with_word(t)] = -np.inf
-        for item_id in list(state.rejected) + [i for i in state.mentioned]:
+        asked = set(state.asked) - set(state.rejected)
+        for item_id in list(state.rejected) + [i for i in state.mentioned if i not in asked]:
             pos = self.catalog.position.get(item_id)
             if pos is not None:
                 pen[pos] = -np.inf
-        for item_id in set(state.shown) | set(state.liked):
+        for item_id in (set(state.shown) | set(state.liked)) - asked:
             pos = self.catalog.position.get(item_id)
             if pos is not None and math.isfinite(pen[pos]):
                 pen[pos] -= w.shown_penalty

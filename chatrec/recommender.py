@@ -151,6 +151,7 @@ class Recommender:
         else:
             display = render_reply(raw, grounding, self.s.prompts.constraint_markers)
         state.messages.append(Message("assistant", raw))
+        state.last_shown = [r.item.id for r in recs]
         for r in recs:
             if r.item.id not in state.shown:
                 state.shown.append(r.item.id)

@@ -56,6 +56,8 @@ class DialogueState:
     shown: list[str] = field(default_factory=list)  # item ids already recommended, oldest first
     liked: list[str] = field(default_factory=list)  # item ids given thumbs-up
     rejected: list[str] = field(default_factory=list)  # item ids given thumbs-down or refused in text
+    last_shown: list[str] = field(default_factory=list)  # item ids the latest assistant message suggested
+    asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
     turn_ids: list[int | None] = field(default_factory=list)  # store id of each assistant message
 
     @property

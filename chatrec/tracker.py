@@ -51,6 +51,27 @@ _NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|n
 _POS_SENTIMENT = re.compile(r"\b(?:like[sd]?|love[sd]?|loving|enjoy(?:ed|s)?|favou?rite|great|awesome|"
                             r"amazing|good|fan of|into|adore[sd]?|fun|best)\b", re.I)
 _CLAUSE = re.compile(r"[.!?;]|\bbut\b|\bhowever\b|\bthough\b", re.I)
+# The user has not seen a named item, or wants to: it is a wish, not something they already have.
+_NOT_SEEN = re.compile(r"\b(?:haven\S*|hasn\S*|have not|has not|never|not yet|didn'?t|did not|not)\s+"
+                       r"(?:\w+\s+){0,2}?(?:seen|watched|saw|see|watch|heard of|heard)\b", re.I)
+_WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(?:ning)? to|going to|gonna|"
+                    r"have to|need to|might)\s+(?:\w+\s+)?(?:see|watch|check)\b|\bon my\s+(?:\w+\s+)?list\b|"
+                    r"\bheard\s+(?:\S+\s+){0,3}(?:good|great|funny|scary)\b", re.I)
+# A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
+_REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
+                        r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
+_ASKS_OPINION = re.compile(r"\b(?:did|do|does|have|has|would|will) you\s+(?:\w+\s+)?(?:like[sd]?|love[sd]?|enjoy(?:ed)?|"
+                           r"seen|watched|see|watch|recommend)\s*$", re.I)
+# A follow-up on what the assistant just suggested, naming no item: the answer is about those items.
+_FOLLOW_UP = re.compile(
+    r"\bwhat(?:'s| is| are| was|s)\s+(?:it|they|that|this|those|these|them|either|both|the \w+(?: one| two)?)"
+    r"(?:\s+\w+)?\s+about\b|\bwho(?:'s| is| are)?\s+(?:in|stars? in|plays in)\s+(?:it|that|them|this|those)\b|"
+    r"\btell me (?:more|about (?:it|them|that|those|the))\b|\bmore about (?:it|them|that|those|the)\b|"
+    r"\bwhich (?:other )?(?:one|of them|of those|of the|would you)\b|\bnever heard of\b|"
+    r"\b(?:haven\S*|have not|never|not)\s+(?:\w+\s+)?(?:seen|watched|heard of)\s+(?:it|them|either|that|those|"
+    r"any|one|this|the)\b|\bsounds? (?:good|great|interesting|fun|cool|nice)\b|\bi'?ll (?:check|look|watch|give)|"
+    r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
+    r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)", re.I)
 
 
 class Tracker:
@@ -65,7 +86,10 @@ class Tracker:
         """Append ``message`` to the state and update what we know from it."""
         state.messages.append(message)
         if message.role == "assistant":
+            state.last_shown = []
             for match in self.matcher.find_in_text(message.content):
+                if match.item_id not in state.last_shown:
+                    state.last_shown.append(match.item_id)
                 if match.item_id not in state.shown:
                     state.shown.append(match.item_id)
             return
@@ -75,11 +99,17 @@ class Tracker:
         category = self.detect_category(_NEGATION.sub(" ", text))  # "no Hornby" is not a wish for Hornby
         if category:
             state.prefs.category = category
-        for match in self.matcher.find_in_text(text):
+        state.asked = []
+        matches = self.matcher.find_in_text(text)
+        for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
             state.mentioned[match.item_id] = sentiment
             if sentiment < 0:
                 state.reject(match.item_id)
+            elif mention_interest(text, match.start, match.end) and match.item_id not in state.asked:
+                state.asked.append(match.item_id)
+        if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
+            state.asked = [i for i in state.last_shown if i not in state.rejected]
 
     def _update_budget(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs
@@ -137,6 +167,22 @@ def mention_sentiment(text: str, start: int, end: int) -> int:
     if _POS_SENTIMENT.search(clause):
         return 1
     return 0
+
+
+def mention_interest(text: str, start: int, end: int) -> bool:
+    """Whether the clause around text[start:end] asks about the item or says the user has not seen it
+    yet ("have you seen X?", "I haven't seen X", "I heard X was good", "X is on my list"): the user
+    wants to hear about it, so it is not filtered out as something they already have."""
+    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
+    lo = max(b for b in bounds if b <= start)
+    hi = min((b for b in bounds if b >= end), default=len(text))
+    clause = text[lo:start] + " " + text[end:hi]
+    if _NOT_SEEN.search(clause) or _WANTS.search(clause):
+        return True
+    if not text[lo:hi].rstrip().endswith("?"):
+        return False
+    before = text[lo:start]
+    return bool(_ASKS_OPINION.search(before)) or not _REFERENCE.search(before)
 
 
 def _category_words(catalog: Catalog) -> dict[str, set[str]]:

@@ -109,6 +109,18 @@ def test_learned_target_prior_counts_and_follows(tmp_path):
     assert _ids(ranker, tracker, "hello", k=2) == ["d", "c"]
 
 
+def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0))
+    assert "a" not in _ids(ranker, tracker, "I loved Alpha Ghost")  # seen: never recommended back
+    assert _ids(ranker, tracker, "I haven't seen Alpha Ghost, is it scary?")[0] == "a"
+    state = DialogueState()
+    tracker.observe(state, Message("user", "something funny"))
+    tracker.observe(state, Message("assistant", "Try Delta Laughs (2017) or Zeta Space (2010)."))
+    assert _ids(ranker, tracker, "what is the second one about?", state=state, k=2) == ["d", "f"]  # not demoted as shown
+    assert _ids(ranker, tracker, "I hated Zeta Space (2010). Which other one?", state=state)[:1] == ["d"]
+    assert "f" not in _ids(ranker, tracker, "I hated Zeta Space (2010). Which other one?", state=state)
+
+
 def test_shown_items_are_demoted_not_hidden(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
     state = DialogueState()

@@ -97,6 +97,38 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     assert (state.shown, state.mentioned) == (["m6", "m5"], {})
 
 
+@pytest.mark.parametrize("text, asked", [
+    ("have you seen Get Out?", ["m5"]),  # a question about the film itself
+    ("Hey, did you like The Shining (1980) ?", ["m6"]),
+    ("I haven't seen It Follows yet", ["m2"]),
+    ("No, but I heard The Babadook (2014) was good. Which one first?", ["m1"]),
+    ("The Shining is on my list", ["m6"]),
+    ("any horror movies like The Babadook (2014)?", []),  # a reference ("like X"): they have seen it
+    ("I loved Get Out", []),
+    ("I haven't seen The Shining, and it sounds boring", []),  # a refusal wins
+])
+def test_items_the_user_asks_about_or_has_not_seen(tmp_path, text, asked):
+    state = _observe(_tracker(tmp_path, MOVIES), text)
+    assert state.asked == asked
+
+
+@pytest.mark.parametrize("follow_up, asked", [
+    ("I haven't seen either, what are they about?", ["m6", "m5"]),
+    ("never heard of it. who's in it?", ["m6", "m5"]),
+    ("which one would you pick first?", ["m6", "m5"]),
+    ("something scarier please", []),  # a new wish, not a question about the suggestions
+    ("what is Star Wars (1977) about?", ["m4"]),  # names its own subject
+])
+def test_a_follow_up_on_the_suggestions_asks_about_them(tmp_path, follow_up, asked):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "a scary film please")
+    tracker.observe(state, Message("assistant", "How about The Shining (1980) or Get Out (2017)?"))
+    tracker.observe(state, Message("user", follow_up))
+    assert state.asked == asked
+    tracker.observe(state, Message("user", "thanks"))
+    assert state.asked == []  # it is about the latest message only
+
+
 def test_toy_items_liked_and_rejected(tmp_path):
     state = _observe(_tracker(tmp_path, SMALL_CATALOG),
                      "I loved the Hornby Express Train Set but hated the Mini Drone Quadcopter")
