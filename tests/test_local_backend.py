@@ -96,7 +96,7 @@ def test_w8a8_backend_from_settings_streams(tiny_model_dir):
     q = load_backend(Settings.load({"model": str(tiny_model_dir), "dtype": "bfloat16", "quantize": "w8a8"}))
     assert q.quantize == "w8a8" and q.model.lm_head.packed is not None
     assert "".join(q.stream(conversation("ok")[:2], GREEDY))
-    with pytest.raises(ModelLoadError, match="unknown quantisation 'int4': use one of auto, none, int8, w8a8"):
+    with pytest.raises(ModelLoadError, match="unknown quantisation 'int4': use one of auto, none, int8, vnni, w8a8"):
         load_backend(Settings.load({"model": str(tiny_model_dir), "quantize": "int4"}))
 
 
@@ -178,6 +178,110 @@ def test_int8_linear_prefill_and_decode_paths_agree():
     assert torch.allclose(prefill, linear(x)[0].float(), atol=0.08, rtol=0.05)
 
 
+needs_native = pytest.mark.skipif(not __import__("chatrec.backends.native", fromlist=["x"]).available(),
+                                  reason="native int8 kernel unavailable on this machine (no AVX512-VNNI or no C compiler)")
+
+
+@needs_native
+@pytest.mark.parametrize("n, k, rows", [(96, 256, 1), (37, 70, 3), (1000, 896, 2)])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_native_kernel_matches_the_weight_only_layer(n, k, rows, dtype):
+    """The native kernel quantises activations per block of 32: within 1e-4 cosine of the exact
+    int8-weight product, for shapes that need padding too, in and out in the model's dtype."""
+    import torch
+
+    from chatrec.backends.local import _int8_linear
+
+    torch.manual_seed(1)
+    dt = getattr(torch, dtype)
+    linear = torch.nn.Linear(k, n, bias=True).to(dt)
+    weight_only, native = _int8_linear(torch, linear), _int8_linear(torch, linear, use_native=True)
+    x = torch.randn(rows, k, dtype=dt) * torch.linspace(0.01, 20, k, dtype=dt)  # uneven magnitudes: outliers
+    out = native(x)
+    assert out.dtype == dt and out.shape == (rows, n)
+    reference = (x.float() @ (weight_only.weight_int8.float() * weight_only.scales.float()[:, None]).T
+                 + linear.bias.float())
+    cos = torch.nn.functional.cosine_similarity(out.float().flatten(), reference.flatten(), dim=0)
+    assert cos > 0.9999, cos
+    assert ((out.float() - reference).abs().max() / reference.abs().max()) < 0.01
+    many = x.repeat(20, 1)  # prefill: the same dense path as weight-only
+    assert torch.equal(native(many), weight_only(many))
+    zeros = native(torch.zeros(1, k, dtype=dt))
+    assert torch.allclose(zeros.float(), linear.bias.float()[None], atol=1e-2)  # an all-zero block has no scale
+
+
+@needs_native
+def test_native_kernel_is_safe_to_call_from_parallel_turns():
+    """Gradio answers several conversations at once: concurrent calls on one layer agree with serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from chatrec.backends.local import _int8_linear
+
+    torch.manual_seed(2)
+    layer = _int8_linear(torch, torch.nn.Linear(896, 1200).to(torch.bfloat16), use_native=True)
+    xs = [torch.randn(1, 896, dtype=torch.bfloat16) for _ in range(16)]
+    serial = [layer(x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(layer, xs))
+    assert all(torch.equal(a, b) for a, b in zip(serial, parallel))
+
+
+@needs_native
+def test_vnni_backend_decodes_like_the_weight_only_one(tiny_model_dir):
+    """A decoding step (one token through every layer) with the native kernel gives the logits of
+    torch's int8 kernel up to the activation rounding, and the backend streams with it."""
+    import torch
+
+    from chatrec.backends.local import TransformersBackend
+
+    logits = {}
+    for mode in ("int8", "vnni"):
+        b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize=mode)
+        assert b.quantize == mode
+        ids = b.encode([{"role": "user", "content": "a wooden train for my toddler"}])["input_ids"]
+        with torch.inference_mode():
+            logits[mode] = torch.stack([b.model(input_ids=ids[:, i:i + 1]).logits[0, -1].float() for i in range(4)])
+    cos = torch.nn.functional.cosine_similarity(logits["vnni"], logits["int8"], dim=1)
+    assert (cos > 0.999).all(), cos
+    reply = "".join(b.stream([{"role": "user", "content": "hello"}], GenerationOptions(max_new_tokens=8)))
+    assert reply.strip()
+
+
+def test_vnni_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
+    from chatrec.backends import native
+    from chatrec.backends.local import TransformersBackend
+
+    monkeypatch.setenv("CHATREC_NATIVE", "0")
+    native._load.cache_clear()
+    try:
+        assert not native.available() and "CHATREC_NATIVE=0" in native.why_not()
+        with pytest.raises(ModelLoadError, match="needs the native int8 kernel.*use --quantize int8"):
+            TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")
+    finally:
+        monkeypatch.delenv("CHATREC_NATIVE")
+        native._load.cache_clear()
+
+
+def test_a_broken_compiler_leaves_torch_kernels(tmp_path, monkeypatch):
+    from chatrec.backends import native
+
+    if not native.cpu_has_vnni():
+        pytest.skip("the build is only tried on CPUs with AVX512-VNNI")
+    fake = tmp_path / "cc"
+    fake.write_text("#!/bin/sh\necho 'cc: internal compiler error' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    native._load.cache_clear()
+    try:
+        assert not native.available()
+        assert "building q8_matvec.c failed: cc: internal compiler error" in native.why_not()
+    finally:
+        native._load.cache_clear()
+
+
 @pytest.mark.parametrize("reduce_range, bound", [(True, 0.03), (False, 0.015)], ids=["7-bit", "8-bit"])
 def test_w8a8_decoding_stays_close_to_the_weight_only_layer(reduce_range, bound):
     """w8a8 decoding quantises each token's activations (per token): close, not equal."""
@@ -198,3 +302,19 @@ def test_w8a8_decoding_stays_close_to_the_weight_only_layer(reduce_range, bound)
     error = (decode - reference).norm() / reference.norm()
     assert 0 < error < bound, error  # quantised activations: a small, non-zero error
     assert torch.equal(w8a8(x)[0], weight_only(x)[0])  # prefill is the same weight-only path
+
+
+def test_bytes_per_token_count_what_decoding_reads(tiny_model_dir):
+    """The decode limit divides by the bytes a step reads: int8 halves bf16's, and the native
+    kernel's packed copy replaces (is not added to) the int8 buffers it was made from."""
+    from chatrec.backends import native
+    from chatrec.backends.local import TransformersBackend, weight_bytes_per_token
+
+    sizes = {}
+    modes = ("none", "int8", "vnni") if native.available() else ("none", "int8")
+    for mode in modes:
+        b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize=mode)
+        sizes[mode] = weight_bytes_per_token(b.model)
+    assert 0.45 < sizes["int8"] / sizes["none"] < 0.6
+    if "vnni" in sizes:  # padding to 16 rows / 32 inputs and float32 scales: a few percent at most here
+        assert 1.0 <= sizes["vnni"] / sizes["int8"] < 1.1

@@ -16,6 +16,10 @@ Speed on a CPU (numbers from ``python -m chatrec bench``):
 - ``quantize="int8"`` stores every linear layer (and the output head) as int8 with a per-row
   scale: decoding reads half the bytes (``_weight_int8pack_mm``); prefill runs the dense bf16
   kernel on the int8 values and scales the output;
+- ``quantize="vnni"`` (what ``auto`` picks on CPUs with AVX512-VNNI and a C compiler): the same
+  int8 weights, but decoding runs ``native.py``'s kernel, which quantises each token's activations
+  in blocks of 32 (cosine >= 0.9999 to the weight-only product) and streams the weights near the
+  memory's speed; prefill as for ``int8``;
 - ``device="auto"`` takes a CUDA GPU when torch sees one (bf16, or fp16 without bf16, placed by
   accelerate's ``device_map``; no int8 there) and says so in a warning when it falls back to the CPU.
 Left out: torch.compile and static caches (minutes of compilation on a 2-core machine for a
@@ -31,10 +35,12 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import GenerationError, ModelLoadError
+from . import native
 from .base import GenerationOptions, Messages
 
 log = logging.getLogger(__name__)
 STREAM_TIMEOUT_S = 120.0
+NATIVE_MAX_ROWS = 4  # the native kernel reads the weights once per row: decoding steps only
 
 
 def _pick_dtype(torch, dtype: str, device: str):
@@ -133,22 +139,24 @@ def _int8_pays_off(torch, model, device: str) -> bool:
     return big and not device.startswith("cuda") and next(model.parameters()).dtype == torch.bfloat16
 
 
-QUANTIZE_MODES = ("auto", "none", "int8", "w8a8")
+QUANTIZE_MODES = ("auto", "none", "int8", "vnni", "w8a8")
 
 
-def quantize_int8(torch, model, activations: bool = False) -> None:
+def quantize_int8(torch, model, activations: bool = False, native_kernel: bool = False) -> None:
     """Replace every ``nn.Linear`` (the output head included) by an int8 copy, in place.
 
     ``activations=False``: weight-only int8 (decoding reads int8 weights, computes in bf16).
     ``activations=True`` (``w8a8``): decoding steps also quantise each token's activations to 8 bits
     on the fly and run FBGEMM's int8 x int8 kernel, which is much faster on x86 CPUs; prefill stays
-    weight-only. Activation quantisation can cost quality on models with outlier activations."""
+    weight-only. Activation quantisation can cost quality on models with outlier activations.
+    ``native_kernel=True`` (``vnni``): decoding steps run ``native.Q8Matrix`` (8-bit activations with a scale
+    per block of 32 values, so outliers stay local to their block); prefill as weight-only."""
     reduce_range = not _cpu_has_vnni()
     linears = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)]
     for name, linear in linears:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, _int8_linear(torch, linear, activations, reduce_range))
+        setattr(parent, attr, _int8_linear(torch, linear, activations, reduce_range, native_kernel))
 
 
 def _cpu_has_vnni() -> bool:
@@ -163,7 +171,7 @@ def _cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = True):
+def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = True, use_native: bool = False):
     class Int8Linear(torch.nn.Module):
         """y = x W^T + b with W stored as int8 rows times a per-row scale (symmetric, per channel)."""
 
@@ -182,9 +190,14 @@ def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = 
                     q = torch.quantize_per_channel(self.weight_int8.float() * scales[:, None], scales.double(),
                                                    torch.zeros(len(scales), dtype=torch.long), 0, torch.qint8)
                 self.packed = torch.ops.quantized.linear_prepack(q, None)
+            # the native kernel's packed copy (an attribute, not a buffer: decoding reads it instead
+            # of weight_int8, so the bytes per token are counted once)
+            self.q8 = native.Q8Matrix(torch, self.weight_int8, scales, bias) if use_native else None
 
         def forward(self, x):
             rows = x.reshape(-1, self.in_features)
+            if rows.shape[0] <= NATIVE_MAX_ROWS and self.q8 is not None:  # decoding: native int8 x int8
+                return self.q8(rows).reshape(*x.shape[:-1], self.out_features)
             if rows.shape[0] <= 16 and self.packed is not None:  # decoding, w8a8: int8 x int8 (FBGEMM)
                 y = torch.ops.quantized.linear_dynamic(rows.float(), self.packed, reduce_range)
             elif rows.shape[0] <= 16:  # decoding: the fused kernel reads int8 straight from memory
@@ -203,11 +216,17 @@ def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = 
 def weight_bytes_per_token(model) -> int:
     """Bytes of weights one decoding step reads: every parameter and buffer except embedding tables
     (a step reads one row of those), counting a tied output head once. (w8a8 decoding reads FBGEMM's
-    packed copy of the int8 weights instead of the buffer: the same number of bytes.)"""
+    packed copy of the int8 weights instead of the buffer: the same number of bytes; ``vnni`` reads the
+    native kernel's packed copy, counted as its own bytes with its float32 scales and bias.)"""
     import torch
 
     seen: set[int] = set()
     total = 0
+    for m in model.modules():
+        q8 = getattr(m, "q8", None)
+        if q8 is not None:
+            total += q8.nbytes
+            seen.update(t.data_ptr() for t in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False)))
     embed_ptrs = {m.weight.data_ptr() for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     head = model.get_output_embeddings()
     head_ptr = head.weight.data_ptr() if isinstance(head, torch.nn.Linear) else None
@@ -274,16 +293,23 @@ class TransformersBackend:
             self.model.to(self.device)
         self.model.eval()
         if quantize == "auto":
-            quantize = "int8" if _int8_pays_off(self.torch, self.model, self.device) else "none"
-        if quantize in ("int8", "w8a8"):
+            quantize = "none"
+            if _int8_pays_off(self.torch, self.model, self.device):
+                quantize = "vnni" if native.available() else "int8"
+                if quantize == "int8":
+                    log.info("int8 decoding with torch's kernels: the native one is unavailable (%s)", native.why_not())
+        if quantize in ("int8", "w8a8", "vnni"):
             if self.device.startswith("cuda"):
                 raise ModelLoadError(f"{quantize} quantisation is a CPU path; on a GPU use dtype bfloat16")
             if quantize == "w8a8" and "fbgemm" not in self.torch.backends.quantized.supported_engines:
                 raise ModelLoadError("w8a8 needs torch's FBGEMM engine (x86 CPUs); use --quantize int8")
-            quantize_int8(self.torch, self.model, activations=quantize == "w8a8")
+            if quantize == "vnni" and not native.available():
+                raise ModelLoadError(f"--quantize vnni needs the native int8 kernel: {native.why_not()}; "
+                                     "use --quantize int8")
+            quantize_int8(self.torch, self.model, activations=quantize == "w8a8", native_kernel=quantize == "vnni")
         elif quantize != "none":
             raise ModelLoadError(f"unknown quantisation {quantize!r}: use one of {', '.join(QUANTIZE_MODES)}")
-        self.quantize = quantize  # as resolved: "none", "int8" or "w8a8"
+        self.quantize = quantize  # as resolved: "none", "int8", "vnni" or "w8a8"
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     def encode(self, messages: Messages):
