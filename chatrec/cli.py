@@ -54,6 +54,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prefill", action="store_true", default=None,
                    help="pre-fill the reply from prompts/reply_prefix.j2 also when constraints are off (always with them) [CHATREC_PREFILL]")
     g.add_argument("--privacy", action="store_true", default=None, help="store only hashes of conversation text")
+    g.add_argument("--no-learning", dest="learn_from_logs", action="store_false", default=None,
+                   help="do not learn ranking priors from liked suggestions in the log [CHATREC_LEARN_FROM_LOGS=0]")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -13,7 +13,7 @@ from typing import Callable
 from .backends import LMBackend, load_backend, prepare_hub_access
 from .catalog import Catalog, load_catalog
 from .collab import CollaborativeModel
-from .errors import ModelLoadError
+from .errors import ChatrecError, ModelLoadError
 from .grounding import Grounder
 from .index import Embedder, EmbeddingIndex, SentenceTransformerEmbedder, build_index
 from .lexical import LexicalIndex
@@ -95,5 +95,38 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     timings["model_s"] = time.perf_counter() - t
     if getattr(backend, "caches_prefix", False):  # state + candidates after the history: a reusable KV prefix
         prompts.context_after_history = True
-    return Services(settings, catalog, index, matcher, Tracker(catalog, matcher), ranker, grounder, prompts,
-                    store, backend, notices, timings)
+    services = Services(settings, catalog, index, matcher, Tracker(catalog, matcher), ranker, grounder, prompts,
+                        store, backend, notices, timings)
+    if settings.learn_from_logs:
+        t = time.perf_counter()
+        learned = learn_from_logs(services)
+        timings["learn_s"] = time.perf_counter() - t
+        if learned:
+            say(f"Learned from {learned} liked suggestions in the log")
+    return services
+
+
+MIN_LIKED_SUGGESTIONS = 30  # below this, learned priors stay off: a few votes must not swing a demo
+
+
+def learn_from_logs(services: Services, min_liked: int = MIN_LIKED_SUGGESTIONS) -> int:
+    """The product learning from its own log: turns whose suggestions users liked become training
+    dialogues for the ranker's learned priors (``collab.TargetPrior``: what was liked, after which
+    items were named, for which kinds of request), the same priors ``eval --train-dialogues`` learns
+    from recorded dialogues. Off until ``min_liked`` liked suggestions exist; read once at start-up.
+    Returns the number of liked suggestions learned from (0: off). Texts stored as hashes
+    (``--privacy``) cannot be learned from and are skipped."""
+    from .evaluate import Dialogue, learn_from
+
+    try:
+        liked = services.store.liked_turns()
+    except ChatrecError as exc:
+        log.warning("learning from the log skipped: %s", exc)
+        return 0
+    dialogues = [Dialogue(f"{t.conversation_id}-{t.index}", t.context, t.items) for t in liked
+                 if not any(text.startswith("sha256:") for _, text in t.context)]
+    n = sum(len(d.targets) for d in dialogues)
+    if n < min_liked:
+        return 0
+    learn_from(services, dialogues)
+    return n

@@ -56,6 +56,7 @@ class Settings:
     auth: str | None = None  # "user:pass"
     concurrency: int = 4
     privacy: bool = False  # store only hashes of conversation text
+    learn_from_logs: bool = True  # learned ranking priors from liked suggestions in the log (from 30 on)
 
     @property
     def cache_dir(self) -> Path:

@@ -67,6 +67,16 @@ class TurnRecord:
     mentions: list[MentionRecord] = field(default_factory=list)
 
 
+@dataclass
+class LikedTurn:
+    """A logged turn whose suggestions the user liked: what the product learns its priors from."""
+
+    conversation_id: str
+    index: int  # the turn's 1-based number in its conversation
+    context: list[tuple[str, str]]  # (role, text) up to and including the turn's user message
+    items: list[str]  # liked items suggested on that turn
+
+
 class Store:
     def __init__(self, url: str, *, privacy: bool = False, retries: int = 5,
                  busy_timeout_ms: int = BUSY_TIMEOUT_MS):
@@ -143,6 +153,52 @@ class Store:
                 slot = totals.setdefault(item_id, [0, 0])
                 slot[0 if value > 0 else 1] += count
         return {k: (v[0], v[1]) for k, v in totals.items()}
+
+    def liked_turns(self, max_conversations: int = 1000) -> list[LikedTurn]:
+        """Turns with liked suggestions, from the most recently active ``max_conversations`` that have
+        votes. An item counts as liked on the last turn that suggested it when the user's latest vote on
+        it is 👍, or on a turn whose message got a 👍 unless the user voted the item down."""
+        with self.sessions() as s:
+            convs = list(s.scalars(select(Conversation.id).where(Conversation.id.in_(select(Feedback.conversation_id)))
+                                  .order_by(Conversation.updated_at.desc()).limit(max_conversations)))
+            if not convs:
+                return []
+            votes = s.execute(select(Feedback.conversation_id, Feedback.turn_id, Feedback.target, Feedback.item_id,
+                                     Feedback.value).where(Feedback.conversation_id.in_(convs))
+                              .order_by(Feedback.id)).all()
+            turns = s.execute(select(Turn.id, Turn.conversation_id, Turn.index, Turn.user_text, Turn.reply)
+                              .where(Turn.conversation_id.in_(convs))
+                              .order_by(Turn.conversation_id, Turn.index)).all()
+            recs = s.execute(select(Recommendation.turn_id, Recommendation.item_id).join(Turn)
+                             .where(Turn.conversation_id.in_(convs)).order_by(Recommendation.rank)).all()
+        item_vote: dict[tuple[str, str], int] = {}
+        message_vote: dict[int, int] = {}
+        for conv, turn_id, target, item_id, value in votes:  # in order: the latest vote wins
+            if target == "item" and item_id:
+                item_vote[(conv, item_id)] = value
+            elif target == "message" and turn_id is not None:
+                message_vote[turn_id] = value
+        suggested: dict[int, list[str]] = {}
+        for turn_id, item_id in recs:
+            suggested.setdefault(turn_id, []).append(item_id)
+        last_suggested: dict[tuple[str, str], int] = {}  # (conversation, item) -> turn id
+        for turn_id, conv, _, _, _ in turns:
+            for item_id in suggested.get(turn_id, []):
+                last_suggested[(conv, item_id)] = turn_id
+        out: list[LikedTurn] = []
+        context: list[tuple[str, str]] = []
+        current = None
+        for turn_id, conv, index, user_text, reply in turns:
+            if conv != current:
+                current, context = conv, []
+            context.append(("user", user_text))
+            liked = [i for i in suggested.get(turn_id, [])
+                     if item_vote.get((conv, i)) == 1 and last_suggested[(conv, i)] == turn_id
+                     or message_vote.get(turn_id) == 1 and item_vote.get((conv, i)) != -1]
+            if liked:
+                out.append(LikedTurn(conv, index, list(context), liked))
+            context.append(("assistant", reply))
+        return out
 
     def turns(self, conversation_id: str) -> list[Turn]:
         with self.sessions() as s:

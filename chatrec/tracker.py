@@ -60,8 +60,8 @@ _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
                         r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
-_ASKS_OPINION = re.compile(r"\b(?:did|do|does|have|has|would|will) you\s+(?:\w+\s+)?(?:like[sd]?|love[sd]?|enjoy(?:ed)?|"
-                           r"seen|watched|see|watch|recommend)\s*$", re.I)
+_ASKS_OPINION = re.compile(r"\b(?:did|do|does|have|has|would|will) you\s+(?:\w+\s+)?"
+                           r"(?:like[sd]?|love[sd]?|enjoy(?:ed)?|seen|watched|see|watch|recommend)\s*$", re.I)
 # A follow-up on what the assistant just suggested, naming no item: the answer is about those items.
 _FOLLOW_UP = re.compile(
     r"\bwhat(?:'s| is| are| was|s)\s+(?:it|they|that|this|those|these|them|either|both|the \w+(?: one| two)?)"

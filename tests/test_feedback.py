@@ -103,3 +103,41 @@ def test_feedback_prior_across_conversations_needs_the_minimum_count(make_servic
     rec.s.ranker.set_feedback(rec.s.store.item_feedback())
     assert float(rec.s.ranker.feedback_prior[rec.s.catalog.position["g5"]]) == -0.75
     assert json.dumps(rec.s.store.item_feedback()) == json.dumps({"g5": [0, 3]})
+
+
+def test_the_log_names_which_suggestions_were_liked_on_which_turn(make_services, tmp_path):
+    from chatrec.store import LikedTurn
+
+    services = make_services(write_jsonl(tmp_path / "games.jsonl", GAMES), n_recommendations=2)
+    rec = Recommender(services)
+    state = rec.new_state()
+    first = rec.run_turn(state, "a fantasy card game with dragons")
+    second = rec.run_turn(state, "no dragons, a wooden chess board instead")
+    assert not set(_ids(first)) & set(_ids(second))
+    rec.feedback(state, 1, message_index=0)  # counts for both items of the first answer...
+    rec.feedback(state, -1, item_id=_ids(first)[1])  # ...except the one voted down afterwards
+    rec.feedback(state, -1, item_id=_ids(second)[0])
+    rec.feedback(state, 1, item_id=_ids(second)[0])  # the latest vote wins
+    other = rec.new_state()
+    rec.run_turn(other, "a chess board")  # no votes: nothing to learn
+    assert services.store.liked_turns() == [
+        LikedTurn(state.conversation_id, 1, [("user", "a fantasy card game with dragons")], [_ids(first)[0]]),
+        LikedTurn(state.conversation_id, 2, [("user", "a fantasy card game with dragons"), ("assistant", first.reply),
+                                             ("user", "no dragons, a wooden chess board instead")], [_ids(second)[0]])]
+
+
+@pytest.mark.parametrize("likes, learn, leads", [(30, True, "g2"), (29, True, "g1"), (30, False, "g1")])
+def test_liked_suggestions_become_learned_priors_after_a_restart(make_services, tmp_path, likes, learn, leads):
+    """From 30 liked suggestions in the log on, a restarted app ranks what people who asked alike
+    liked higher (learned priors); below that, or with learning off, nothing changes."""
+    path = write_jsonl(tmp_path / "games.jsonl", GAMES)
+    rec = Recommender(make_services(path, n_recommendations=2))
+    for _ in range(likes):
+        state = rec.new_state()
+        cards = _ids(rec.run_turn(state, "a chess board game"))
+        assert cards == ["g1", "g2"]  # the wooden set leads on words alone
+        rec.feedback(state, 1, item_id="g2")  # but people keep choosing the travel set
+    assert _ids(rec.run_turn(rec.new_state(), "a chess board game"))[0] == "g1"  # priors are read at start-up
+    restarted = Recommender(make_services(path, n_recommendations=2, learn_from_logs=learn))
+    assert (restarted.s.ranker.target_prior is not None) == (likes >= 30 and learn)
+    assert _ids(restarted.run_turn(restarted.new_state(), "a chess board game"))[0] == leads

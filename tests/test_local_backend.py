@@ -179,7 +179,7 @@ def test_int8_linear_prefill_and_decode_paths_agree():
 
 
 needs_native = pytest.mark.skipif(not __import__("chatrec.backends.native", fromlist=["x"]).available(),
-                                  reason="native int8 kernel unavailable on this machine (no AVX512-VNNI or no C compiler)")
+                                  reason="native int8 kernel unavailable here (no AVX512-VNNI or no C compiler)")
 
 
 @needs_native

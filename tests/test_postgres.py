@@ -22,6 +22,7 @@ from test_store import (migration_versions, store, test_a_turn_is_written_whole_
                         test_blank_database_gets_the_current_schema_and_every_stamp,
                         test_feedback_on_a_conversation_that_does_not_exist_is_refused,
                         test_feedback_value_and_target_are_checked,
+                        test_liked_turns_follow_the_latest_vote_on_each_item,
                         test_old_database_is_migrated_to_the_same_shape_with_its_rows,
                         test_privacy_stores_only_hashes_of_conversation_text,
                         test_sql_metacharacters_in_every_text_field_come_back_verbatim,

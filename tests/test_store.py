@@ -256,3 +256,21 @@ def test_write_retries_then_reports_a_locked_database(tmp_path):
         holder.close()
     assert store.add_feedback(conv, 1, target="item", item_id="t1") == 1  # and it works once released
     store.close()
+
+
+def test_liked_turns_follow_the_latest_vote_on_each_item(store):
+    """What the product learns from: item 👍 on the last turn that suggested the item, message 👍 for
+    the message's items unless voted down, the latest vote winning; conversations without votes skipped."""
+    from chatrec.store import LikedTurn
+
+    conv, quiet = store.new_conversation(), store.new_conversation()
+    t1 = store.log_turn(turn_record(conv, 1, "a train", "t1"))  # suggests t1, t2
+    store.log_turn(turn_record(conv, 2, "a cheaper one", "t3"))  # suggests t3, t2
+    store.log_turn(turn_record(quiet, 1, "a drone", "d1"))
+    store.add_feedback(conv, 1, turn_id=t1)  # message 👍 on turn 1: t1 and t2...
+    store.add_feedback(conv, -1, target="item", item_id="t1")  # ...but t1 is voted down afterwards
+    store.add_feedback(conv, -1, target="item", item_id="t3")
+    store.add_feedback(conv, 1, target="item", item_id="t3")  # the latest vote wins
+    assert store.liked_turns() == [
+        LikedTurn(conv, 1, [("user", "a train")], ["t2"]),
+        LikedTurn(conv, 2, [("user", "a train"), ("assistant", "Try [[a train]]"), ("user", "a cheaper one")], ["t3"])]
