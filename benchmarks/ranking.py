@@ -6,7 +6,7 @@ Each dialogue's context is replayed once and every signal of the ``Ranker`` is c
 unit weight; the table's rows then re-weight those cached signals (the sum is exactly what
 ``Ranker.score`` computes). Rows add one signal at a time: dense only, + lexical, + mentioned-item
 signal (content neighbours of named items, with named items filtered out unless the user asks about them), + collaborative
-(MovieLens item-item), + popularity/recency priors, + catalog facets (genres asked for in words,
+(MovieLens item-item), + popularity/recency priors, + catalog facets (genres and eras asked for in words,
 genre profile of the named items, people shared with them, people named in words), + learned priors
 from other dialogues' targets.
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
-FACETS = ("genre", "seed_genre", "credits", "named_credits")
+FACETS = ("genre", "seed_genre", "credits", "named_credits", "era")
 SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [

@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import ClassVar, Iterable, Mapping
+from typing import ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -60,6 +60,7 @@ class RankWeights:
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
+    era: float = 0.5  # items from the era the user asked for ("80s movies", "an old classic", "something recent")
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
     requests: float = 0.0  # learned: suggested for similar requests in other dialogues (TargetPrior)
@@ -179,6 +180,11 @@ class Ranker:
             out["dense"] = w.dense * self.index.scores(query)
         if query is not None and learned:
             out["requests"] = w.requests * self.target_prior.similar_requests(query, w.requests_k)
+        if w.era and self._years.any():
+            era = wanted_era(state.user_texts(), self._newest_year, w.turn_decay)
+            if era is not None:
+                (lo, hi), strength = era
+                out["era"] = w.era * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
         if w.genre and self.facets.has_genres:
             wanted = self.facets.wanted_genres(state.user_texts(), w.turn_decay)
             if wanted.any():
@@ -284,6 +290,16 @@ class Ranker:
         return out
 
     @cached_property
+    def _years(self) -> np.ndarray:
+        """Release year per item (0 = unknown), relative eras resolved against the catalog's newest year."""
+        return np.array([_year(i) for i in self.catalog], dtype=np.float32)
+
+    @cached_property
+    def _newest_year(self) -> int:
+        known = self._years[self._years > 0]
+        return int(np.percentile(known, 99)) if len(known) else 0
+
+    @cached_property
     def _category_codes(self) -> tuple[np.ndarray, dict[str | None, int]]:
         code_of: dict[str | None, int] = {}
         codes = np.array([code_of.setdefault(i.category, len(code_of)) for i in self.catalog], dtype=np.int32)
@@ -347,6 +363,39 @@ def recency_prior(catalog: Catalog) -> np.ndarray:
     newest = float(np.percentile(known, 99))  # robust to a few far-future release dates
     prior = np.where(years > 0, 0.5 ** (np.clip(newest - years, 0, None) / 2.0), 0.0)
     return prior.astype(np.float32)
+
+
+_DECADE = re.compile(r"\b(?:(?:19)?([2-9])0'?s|'([2-9])0s|(twenties|thirties|forties|fifties|sixties|seventies|"
+                     r"eighties|nineties))\b", re.I)
+_DECADE_WORDS = {w: d for d, w in enumerate("twenties thirties forties fifties sixties seventies eighties nineties"
+                                            .split(), start=2)}
+_OLD = re.compile(r"\b(?:old(?:er)?|classics?|oldies?|vintage|golden age)\b(?![- ]school)", re.I)
+_AGE = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ]?"
+                  r"(?:(?:years?|yrs?|months?)[- ]?)?old\b", re.I)
+_NEW = re.compile(r"\b(?:recent(?:ly)?|latest|newer|brand new|new releases?|came out|coming out|in theat(?:er|re)s|"
+                  r"this year|just released|still in)\b", re.I)
+_ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
+
+
+def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[tuple[int, int], float] | None:
+    """The release years the user asked for in words, from their latest turn that says so, and how
+    recent that turn is (``decay`` ** turns ago): a decade ("80s movies", "the nineties"), old
+    ("an old classic": 20+ years before ``newest``) or recent ("something that came out recently":
+    the last 2 years). Ages ("my 6 year old") and negated words ("nothing too old") do not count."""
+    for age, text in enumerate(reversed(texts)):
+        clean = _AGE.sub(" ", text)
+        for rx, kind in ((_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
+            for m in rx.finditer(clean):
+                if _ERA_NEGATED.search(clean[max(0, m.start() - 20):m.start()]):
+                    continue
+                if kind == "decade":
+                    digit = m.group(1) or m.group(2)
+                    d = int(digit) if digit else _DECADE_WORDS[m.group(3).lower()]
+                    span = (1900 + 10 * d, 1909 + 10 * d)
+                else:
+                    span = (0, newest - 20) if kind == "old" else (newest - 2, 9999)
+                return span, decay ** age
+    return None
 
 
 def _year(item: Item) -> int:

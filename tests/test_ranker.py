@@ -121,6 +121,23 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     assert "f" not in _ids(ranker, tracker, "I hated Zeta Space (2010). Which other one?", state=state)
 
 
+@pytest.mark.parametrize("text, first", [
+    ("a silly comedy from the 90s", "c"),
+    ("an old classic silly comedy", "c"),
+    ("a silly comedy that came out recently", "d"),
+    ("a silly comedy, nothing too old", None),  # negated: no era
+    ("a silly comedy for my 6 year old", None),  # an age, not an era
+])
+def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, recency=0.0))
+    state = DialogueState()
+    tracker.observe(state, Message("user", text))
+    _, signals = ranker.score(state, ranker.weights)
+    assert ("era" in signals) == (first is not None)
+    if first is not None:
+        assert _ids(ranker, tracker, state=state)[0] == first  # the two comedies differ only in their year
+
+
 def test_shown_items_are_demoted_not_hidden(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
     state = DialogueState()
