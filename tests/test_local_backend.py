@@ -204,6 +204,7 @@ def test_native_kernel_matches_the_weight_only_layer(n, k, rows, dtype):
     cos = torch.nn.functional.cosine_similarity(out.float().flatten(), reference.flatten(), dim=0)
     assert cos > 0.9999, cos
     assert ((out.float() - reference).abs().max() / reference.abs().max()) < 0.01
+    assert weight_only(x.repeat(3, 1)).shape == (3 * rows, n)  # odd inner sizes never reach torch's int8 kernel
     many = x.repeat(20, 1)  # prefill: the same dense path as weight-only
     assert torch.equal(native(many), weight_only(many))
     zeros = native(torch.zeros(1, k, dtype=dt))

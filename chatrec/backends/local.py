@@ -200,7 +200,8 @@ def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = 
                 return self.q8(rows).reshape(*x.shape[:-1], self.out_features)
             if rows.shape[0] <= 16 and self.packed is not None:  # decoding, w8a8: int8 x int8 (FBGEMM)
                 y = torch.ops.quantized.linear_dynamic(rows.float(), self.packed, reduce_range)
-            elif rows.shape[0] <= 16:  # decoding: the fused kernel reads int8 straight from memory
+            elif rows.shape[0] <= 16 and self.in_features % 16 == 0:  # decoding: the fused kernel reads int8
+                # straight from memory (torch's kernel crashes on inner sizes that are not multiples of 16)
                 y = torch.ops.aten._weight_int8pack_mm(rows.to(self.scales.dtype), self.weight_int8, self.scales)
             else:  # prefill is compute-bound: the dense kernel on the int8 values (exact in bf16), then
                 # the per-row scales on the small output: one pass over the weights, not two
