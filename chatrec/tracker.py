@@ -60,6 +60,9 @@ _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
                         r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
+_ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+             "fifth": 4, "5th": 4, "last": -1}
+_ORDINAL = re.compile(r"\bthe (first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b(?! time)", re.I)
 _ASKS_OPINION = re.compile(r"\b(?:did|do|does|have|has|would|will) you\s+(?:\w+\s+)?"
                            r"(?:like[sd]?|love[sd]?|enjoy(?:ed)?|seen|watched|see|watch|recommend)\s*$", re.I)
 # A follow-up on what the assistant just suggested, naming no item: the answer is about those items.
@@ -110,6 +113,10 @@ class Tracker:
                 state.asked.append(match.item_id)
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
             state.asked = [i for i in state.last_shown if i not in state.rejected]
+            if m := _ORDINAL.search(text):  # "what is the second one about?": that one
+                n = _ORDINALS[m.group(1).lower()]
+                if n < len(state.last_shown) and state.last_shown[n] not in state.rejected:
+                    state.asked = [state.last_shown[n]]
 
     def _update_budget(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs

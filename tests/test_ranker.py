@@ -116,7 +116,8 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     state = DialogueState()
     tracker.observe(state, Message("user", "something funny"))
     tracker.observe(state, Message("assistant", "Try Delta Laughs (2017) or Zeta Space (2010)."))
-    assert _ids(ranker, tracker, "what is the second one about?", state=state, k=2) == ["d", "f"]  # not demoted as shown
+    assert _ids(ranker, tracker, "what are they about?", state=state, k=2) == ["d", "f"]  # not demoted as shown
+    assert _ids(ranker, tracker, "and what is the second one about?", state=state)[0] == "f"  # that one
     assert _ids(ranker, tracker, "I hated Zeta Space (2010). Which other one?", state=state)[:1] == ["d"]
     assert "f" not in _ids(ranker, tracker, "I hated Zeta Space (2010). Which other one?", state=state)
 
