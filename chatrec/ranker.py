@@ -34,7 +34,7 @@ from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
 from .state import DialogueState
-from .tracker import without_budget
+from .tracker import _category_words, category_family, without_budget
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class RankWeights:
     named_credits: float = 1.5  # items crediting a person the user named ("something with Tom Hanks")
     popularity: float = 0.7
     feedback: float = 0.3
-    category: float = 0.15
+    category: float = 0.3
     must_have: float = 0.1
     rejected_similar: float = 0.4  # demotion of near-duplicates of thumbs-down items
     rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
@@ -274,9 +274,9 @@ class Ranker:
         out: dict[str, np.ndarray] = {}
         prefs = state.prefs
         if prefs.category and w.category:
-            wanted = prefs.category
             codes, code_of = self._category_codes
-            out["category"] = w.category * (codes == code_of.get(wanted, -1)).astype(np.float32)
+            family = category_family(self._category_words, prefs.category, state.user_texts())
+            out["category"] = w.category * np.isin(codes, [code_of[c] for c in family if c in code_of]).astype(np.float32)
         asked = [self.catalog.position[i] for i in state.asked if i in self.catalog.position and i not in state.rejected]
         if asked and w.asked:
             out["asked"] = np.zeros(len(self.catalog), dtype=np.float32)
@@ -288,6 +288,10 @@ class Ranker:
                 share[self._terms.containing(t)] += 1.0
             out["must_have"] = w.must_have * share / len(terms)
         return out
+
+    @cached_property
+    def _category_words(self) -> dict[str, set[str]]:
+        return _category_words(self.catalog)
 
     @cached_property
     def _years(self) -> np.ndarray:

@@ -192,6 +192,14 @@ def mention_interest(text: str, start: int, end: int) -> bool:
     return bool(_ASKS_OPINION.search(before)) or not _REFERENCE.search(before)
 
 
+def category_family(category_words: dict[str, set[str]], wanted: str, texts: list[str]) -> set[str]:
+    """The wanted category and every category sharing a word of it that the user wrote: "a wooden
+    train set" matched "Toy Trains & Accessories", and "Model Trains & Railway Sets" is trains too."""
+    said = {_stem(w) for text in texts for w in normalize(text).split()}
+    shared = category_words.get(wanted, set()) & said
+    return {wanted} | {c for c, keys in category_words.items() if keys & shared}
+
+
 def _category_words(catalog: Catalog) -> dict[str, set[str]]:
     counts = Counter(c for c in (item.category for item in catalog) if c)
     generic = {"and", "other", "misc", "accessories", "toys", "toy", "games", "game", "set", "sets", "kit", "kits"}

@@ -197,3 +197,21 @@ def test_default_weights_are_the_documented_cv_choice():
     assert (w.dense, w.lexical, w.mentioned, w.collab, w.popularity, w.recency) == (1.0, 0.7, 2.5, 0.7, 0.7, 0.5)
     assert (w.target_pop, w.cooc, w.requests) == (0.0, 0.0, 0.0)  # learned priors need training dialogues
     assert (w.genre, w.seed_genre, w.credits, w.named_credits) == (0.4, 0.7, 1.5, 1.5)  # catalog facets
+
+
+def test_categories_sharing_the_word_asked_for_count_as_the_wanted_category(tmp_path):
+    """"a wooden train set" detects one train category; the other train category is trains too, and
+    both lift their items above a wooden set of another kind."""
+    rows = [
+        {"id": "chess", "title": "Classic Wooden Chess Set", "category": "Chess", "description": "a wooden set"},
+        {"id": "toy", "title": "Plastic Engine", "category": "Toy Trains & Accessories", "description": "an engine"},
+        {"id": "model", "title": "Modern Railway", "category": "Model Trains & Railway Sets", "description": "a railway"},
+        {"id": "car", "title": "Racing Car", "category": "Toy Cars", "description": "a wooden car"},
+    ]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0, recency=0.0, dense=0.0, lexical=0.0))
+    state = DialogueState()
+    tracker.observe(state, Message("user", "a wooden train set"))
+    assert state.prefs.category in ("Toy Trains & Accessories", "Model Trains & Railway Sets")
+    _, signals = ranker.score(state, ranker.weights)
+    lifted = {ranker.catalog.items[i].id for i in np.flatnonzero(signals["category"])}
+    assert lifted == {"toy", "model"}
