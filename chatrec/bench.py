@@ -241,7 +241,8 @@ def bench_decode(args, sizes) -> dict[str, object]:
     bandwidth = max(bandwidth, memory_bandwidth_gbs(device))
     weight_bytes = weight_bytes_per_token(backend.model)
     limit = bandwidth * 1e9 / weight_bytes
-    _say(args, f"[bench] backend ({backend.quantize}): {rate:.2f} tok/s, limit {limit:.2f} tok/s")
+    layers = "native layers" if backend.fused_layers else "transformers layers"
+    _say(args, f"[bench] backend ({backend.quantize}, {layers}): {rate:.2f} tok/s, limit {limit:.2f} tok/s")
     return {"decode_tok_s": round(rate, 2), "decode_limit_tok_s": round(limit, 2),
             "decode_ratio": round(rate / limit, 3), "naive_decode_tok_s": round(naive, 2),
             "decode_sustained_tok_s": round(sustained, 2), "naive_decode_sustained_tok_s": round(naive_sustained, 2),
@@ -251,6 +252,7 @@ def bench_decode(args, sizes) -> dict[str, object]:
             "weight_mb_per_token": round(weight_bytes / 2**20, 1),
             "naive_weight_mb_per_token": round(naive_bytes / 2**20, 1),
             "decode_dtype": str(dtype).replace("torch.", ""), "decode_quantize": backend.quantize,
+            "decode_native_layers": backend.fused_layers,
             "decode_layers": sizes["layers"]}
 
 

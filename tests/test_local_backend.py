@@ -250,6 +250,114 @@ def test_vnni_backend_decodes_like_the_weight_only_one(tiny_model_dir):
     assert reply.strip()
 
 
+def _random_decoder(kind: str, seed: int = 0):
+    """A 3-layer Llama or Qwen2 (q/k/v biases) in bf16 with int8 weights packed for the native kernel."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from chatrec.backends.local import quantize_int8
+
+    config_cls, model_cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[kind]
+    config = config_cls(hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+                        num_key_value_heads=2, vocab_size=500, max_position_embeddings=1024)
+    torch.manual_seed(seed)
+    model = model_cls(config).to(torch.bfloat16).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.05)
+    quantize_int8(torch, model, native_kernel=True)
+    return model
+
+
+@needs_native
+@pytest.mark.parametrize("kind, prompt", [("llama", 300), ("qwen2", 300), ("llama", 2), ("qwen2", 3)])
+def test_native_layers_decode_like_transformers_layers(kind, prompt):
+    """A one-token step through the fused native layers (norms, RoPE, grouped-query attention over
+    the cache, SiLU MLP) gives transformers' logits for the same int8 weights, and appends the same
+    keys and values to the conversation's cache (short prompts: every cached position matters)."""
+    import copy
+
+    import torch
+    from transformers import DynamicCache
+
+    from chatrec.backends import fused_decode
+
+    model = _random_decoder(kind)
+    ids = torch.randint(3, 500, (1, prompt), generator=torch.Generator().manual_seed(1))
+    steps = torch.randint(3, 500, (6,), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        fused_cache = DynamicCache(config=model.config)
+        model(ids, past_key_values=fused_cache)
+        eager_cache = copy.deepcopy(fused_cache)
+        for token in steps:
+            assert fused_decode.install(torch, model) == ""
+            calls = []
+            model._chatrec_fused.step = (lambda step: lambda *a: calls.append(1) or step(*a))(model._chatrec_fused.step)
+            fused = model(token.view(1, 1), past_key_values=fused_cache).logits[0, -1].float()
+            assert calls == [1]  # the step really took the native layers
+            fused_decode.uninstall(model)
+            eager = model(token.view(1, 1), past_key_values=eager_cache).logits[0, -1].float()
+            assert torch.nn.functional.cosine_similarity(fused, eager, dim=0) > 0.9995
+            assert (fused - eager).abs().max() < 0.05 * eager.abs().max()
+    assert fused_cache.get_seq_length() == eager_cache.get_seq_length() == prompt + 6
+    for a, b in zip(fused_cache.layers, eager_cache.layers):
+        assert torch.nn.functional.cosine_similarity(a.keys.float().flatten(), b.keys.float().flatten(), dim=0) > 0.9999
+        assert torch.nn.functional.cosine_similarity(a.values.float().flatten(), b.values.float().flatten(), dim=0) > 0.9999
+
+
+@needs_native
+def test_batches_and_padding_keep_transformers_layers():
+    """Two prompts of different lengths (a padding mask) never reach the fused step: the output is
+    exactly what transformers' own layers give."""
+    import torch
+
+    from chatrec.backends import fused_decode
+
+    model = _random_decoder("llama")
+    ids = torch.randint(3, 500, (2, 12), generator=torch.Generator().manual_seed(3))
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0  # left padding
+    kwargs = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    with torch.inference_mode():
+        eager = model.generate(ids, **kwargs)
+        assert fused_decode.install(torch, model) == ""
+        model._chatrec_fused.step = lambda *a: pytest.fail("a padded batch took the fused step")
+        assert torch.equal(model.generate(ids, **kwargs), eager)
+
+
+@needs_native
+def test_models_the_native_layers_cannot_run_say_why(tiny_model_dir, monkeypatch):
+    import torch
+
+    from chatrec.backends import fused_decode
+    from chatrec.backends.local import TransformersBackend
+
+    plain = _random_decoder("llama")
+    plain.config.hidden_act = "gelu"
+    assert fused_decode.why_not(torch, plain) == "activation 'gelu'"
+    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="int8")
+    assert not b.fused_layers and fused_decode.why_not(torch, b.model) == "layers not quantised for the native kernel"
+    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")
+    assert b.fused_layers  # the tiny Llama qualifies: sizes 64/128, heads of 16
+    monkeypatch.setenv("CHATREC_NATIVE_LAYERS", "0")
+    assert not TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni").fused_layers
+
+
+@needs_native
+def test_native_layers_stream_follow_up_turns_from_the_prefix_cache(tiny_model_dir):
+    """The fused steps write the conversation's KV cache that the next turn starts from: a follow-up
+    reuses it and streams."""
+    from chatrec.backends.local import TransformersBackend
+
+    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")
+    assert b.fused_layers
+    first = "".join(b.stream(conversation("")[:2], GREEDY))
+    assert first
+    follow = conversation(first)
+    assert "".join(b.stream(follow, GREEDY))
+    assert b.cache.hits == 1 and b.cache.reused_tokens > 20
+
+
 def test_vnni_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
     from chatrec.backends import native
     from chatrec.backends.local import TransformersBackend
@@ -278,7 +386,7 @@ def test_a_broken_compiler_leaves_torch_kernels(tmp_path, monkeypatch):
     native._load.cache_clear()
     try:
         assert not native.available()
-        assert "building q8_matvec.c failed: cc: internal compiler error" in native.why_not()
+        assert "building native.c failed: cc: internal compiler error" in native.why_not()
     finally:
         native._load.cache_clear()
 

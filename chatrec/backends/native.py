@@ -1,4 +1,4 @@
-"""The int8 decoding kernel in ``q8_matvec.c``: built with the system C compiler on first use, loaded
+"""The int8 decoding kernel in ``native.c``: built with the system C compiler on first use, loaded
 with ctypes, used by the local backend on CPUs with AVX512-VNNI (``quantize="vnni"``, chosen by
 ``auto`` when available).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("q8_matvec.c")
+SOURCE = Path(__file__).with_name("native.c")
 FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-fopenmp", "-shared", "-fPIC"]
 GROUP = 16  # rows per packed group (one 512-bit register of int32 sums)
 BLOCK = 32  # activation values per quantisation scale
@@ -51,7 +51,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     if not compiler or not shutil.which(compiler):
         return None, "no C compiler found (install gcc, or set CC)"
     digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    target = cache_dir() / f"q8_matvec-{digest}.so"
+    target = cache_dir() / f"native-{digest}.so"
     if not target.exists():
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +71,10 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     p, i = ctypes.c_void_p, ctypes.c_int
     lib.q8_matmul.argtypes = [p, p, p, i, i, i, p, i, p, i, i]
     lib.q8_matmul.restype = i
+    lib.layer_attn_in.argtypes = [p, p, p, p, p, p, p, p]
+    lib.layer_attn_in.restype = i
+    lib.layer_attn_out.argtypes = [p, p, p, p, p, p, i]
+    lib.layer_attn_out.restype = i
     return lib, ""
 
 
@@ -80,6 +84,13 @@ def available() -> bool:
 
 def why_not() -> str:
     return _load()[1]
+
+
+def library() -> ctypes.CDLL:
+    lib, reason = _load()
+    if lib is None:
+        raise RuntimeError(f"native int8 kernel unavailable: {reason}")
+    return lib
 
 
 class Q8Matrix:

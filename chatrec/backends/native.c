@@ -1,0 +1,334 @@
+/* int8 x int8 matrix-vector products for decoding on x86 CPUs with AVX512-VNNI.
+ *
+ * Built on first use by chatrec/backends/native.py with the system C compiler; without a compiler
+ * or without VNNI the local backend keeps torch's own int8 kernels.
+ *
+ * Weights: int8 per row with a float scale per row (symmetric), stored +128 as uint8 and packed in
+ * groups of 16 rows: for group g, k-quad q and row r of the group,
+ *     wp[(g * K / 4 + q) * 64 + r * 4 + j] = w[16 g + r][4 q + j] + 128.
+ * One 64-byte load then feeds VPDPBUSD for 16 rows at once (4 inputs each), so the weights stream
+ * through memory in order and no horizontal sums are needed.
+ * Activations: quantised on the fly to int8 in blocks of 32 values, each with its own scale (the
+ * scheme llama.cpp calls Q8_0), which keeps the product within ~1e-5 cosine of the float one.
+ *     y[n] = sw[n] * sum_b sx[b] * sum_{k in b} (w[n][k] + 128) * xq[k]  -  sw[n] * C,
+ *     C = 128 * sum_b sx[b] * sum_{k in b} xq[k]          (the +128 offset, the same for every row)
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static inline __m512 load16(const void *x, int bf16, int k) {
+    if (bf16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)x + k));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    return _mm512_loadu_ps((const float *)x + k);
+}
+
+static inline void store16(void *y, int bf16, int n, __m512 v) {
+    if (bf16) { /* round to nearest even */
+        __m512i i = _mm512_castps_si512(v);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(i, 16), _mm512_set1_epi32(1));
+        i = _mm512_add_epi32(i, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+        _mm256_storeu_si256((__m256i *)((uint16_t *)y + n), _mm512_cvtepi32_epi16(_mm512_srli_epi32(i, 16)));
+    } else {
+        _mm512_storeu_ps((float *)y + n, v);
+    }
+}
+
+/* Quantise one row of K values (K a multiple of 32); returns C. */
+static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx) {
+    float c = 0.0f;
+    for (int b = 0; b < K / 32; b++) {
+        __m512 lo = load16(x, bf16, 32 * b), hi = load16(x, bf16, 32 * b + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+        float scale = amax / 127.0f;
+        sx[b] = scale;
+        if (!(scale > 0.0f) || !isfinite(scale)) { /* zeros, or inf/nan that nothing can represent */
+            _mm256_storeu_si256((__m256i *)(xq + 32 * b), _mm256_setzero_si256());
+            sx[b] = scale > 0.0f ? scale : 0.0f;
+            continue;
+        }
+        __m512 inv = _mm512_set1_ps(1.0f / scale);
+        __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)); /* round to nearest */
+        __m512i qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inv));
+        _mm_storeu_si128((__m128i *)(xq + 32 * b), _mm512_cvtsepi32_epi8(qlo));
+        _mm_storeu_si128((__m128i *)(xq + 32 * b + 16), _mm512_cvtsepi32_epi8(qhi));
+        c += 128.0f * scale * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+    }
+    return c;
+}
+
+/* Up to four 16-row groups starting at group g0, one input row. */
+static void groups(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
+                   const float *sx, float c, void *y, int y_bf16, int g0, int ng) {
+    const int nb = K / 32;
+    const uint8_t *w[4];
+    __m512 f[4];
+    for (int r = 0; r < ng; r++) {
+        w[r] = wp + (size_t)(g0 + r) * 16 * K;
+        f[r] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        const int32_t *xb = (const int32_t *)(xq + 32 * b);
+        const size_t off = (size_t)b * 512;
+        __m512 s = _mm512_set1_ps(sx[b]);
+        if (ng == 4) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < 8; j++) {
+                __m512i xv = _mm512_set1_epi32(xb[j]);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(w[0] + off + 64 * j)), xv);
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512((const void *)(w[1] + off + 64 * j)), xv);
+                a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512((const void *)(w[2] + off + 64 * j)), xv);
+                a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512((const void *)(w[3] + off + 64 * j)), xv);
+            }
+            f[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0), s, f[0]);
+            f[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), s, f[1]);
+            f[2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), s, f[2]);
+            f[3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a3), s, f[3]);
+        } else {
+            for (int r = 0; r < ng; r++) {
+                __m512i a = _mm512_setzero_si512();
+                for (int j = 0; j < 8; j++)
+                    a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512((const void *)(w[r] + off + 64 * j)),
+                                            _mm512_set1_epi32(xb[j]));
+                f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), s, f[r]);
+            }
+        }
+    }
+    const __m512 cv = _mm512_set1_ps(c);
+    for (int r = 0; r < ng; r++) {
+        const int n = (g0 + r) * 16;
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(f[r], cv), _mm512_loadu_ps(sw + n));
+        if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + n));
+        store16(y, y_bf16, n, v);
+    }
+}
+
+/* y[M, N] = x[M, K] @ w^T (+ bias). N a multiple of 16, K a multiple of 32; x and y float32 or
+ * bfloat16 (row-major, contiguous); bias float32 or NULL. Returns 0, or -1 if out of memory. */
+int q8_matmul(const uint8_t *wp, const float *sw, const float *bias, int N, int K, int M,
+              const void *x, int x_bf16, void *y, int y_bf16, int nthreads) {
+    int8_t *xq = (int8_t *)malloc((size_t)K);
+    float *sx = (float *)malloc(sizeof(float) * (size_t)(K / 32));
+    if (!xq || !sx) {
+        free(xq);
+        free(sx);
+        return -1;
+    }
+    const int ngroups = N / 16, quads = (ngroups + 3) / 4;
+    const size_t esize_x = x_bf16 ? 2 : 4, esize_y = y_bf16 ? 2 : 4;
+    for (int m = 0; m < M; m++) {
+        const void *xm = (const char *)x + (size_t)m * K * esize_x;
+        void *ym = (char *)y + (size_t)m * N * esize_y;
+        float c = quantize_row(xm, x_bf16, K, xq, sx);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+        for (int q = 0; q < quads; q++) {
+            int g0 = 4 * q, ng = ngroups - g0 < 4 ? ngroups - g0 : 4;
+            groups(wp, sw, bias, K, xq, sx, c, ym, y_bf16, g0, ng);
+        }
+    }
+    free(xq);
+    free(sx);
+    return 0;
+}
+
+/* ---- one decoding step of a Llama/Qwen2-style decoder layer ------------------------------------
+ *
+ * A transformers layer run eagerly for one token is ~50 small torch operations; on 2 cores their
+ * dispatch costs about as much as reading the layer's weights. Here a layer is two calls:
+ *   layer_attn_in:  RMSNorm -> q, k, v products (one quantised input, one parallel region) -> RoPE;
+ *                   k and v come back for the caller to append to its KV cache;
+ *   layer_attn_out: attention of q over the cache -> o product -> residual -> RMSNorm ->
+ *                   gate and up products -> SiLU(gate) * up -> down product -> residual.
+ * The residual stream h stays float32 across layers (transformers rounds it to bf16 after every
+ * layer; this is at least as exact). Shapes: D hidden, I intermediate, nh query heads of hd, nkv
+ * key/value heads (grouped-query attention: query head i reads kv head i / (nh / nkv)).
+ * Every matrix is unpadded (N a multiple of 16, K of 32) -- the Python side checks. */
+
+typedef struct {
+    const uint8_t *wp;
+    const float *sw;
+    const float *bias;
+    int N, K;
+} q8mat_t;
+
+typedef struct {
+    q8mat_t q, k, v, o, gate, up, down;
+    const float *norm_in, *norm_post;
+} layer_t;
+
+typedef struct {
+    int D, I, nh, nkv, hd, kv_bf16, nthreads;
+    float eps, scale;
+} dims_t;
+
+/* exp for 16 floats: range reduction to 2^n * e^r, |r| <= ln2/2, degree-6 polynomial (~1 ulp) */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static void rmsnorm(const float *x, const float *w, int D, float eps, float *out) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < D; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(acc) / (float)D + eps));
+    for (int i = 0; i < D; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), inv), _mm512_loadu_ps(w + i)));
+}
+
+/* y_m = W_m x for up to 4 matrices sharing one quantised input, in one parallel region. */
+static void products(const q8mat_t *const *W, float *const *y, int nm, const int8_t *xq, const float *sx,
+                     float c, int nthreads) {
+    int start[5] = {0};
+    for (int m = 0; m < nm; m++) start[m + 1] = start[m] + (W[m]->N / 16 + 3) / 4;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int t = 0; t < start[nm]; t++) {
+        int m = 0;
+        while (t >= start[m + 1]) m++;
+        const int ngroups = W[m]->N / 16, g0 = 4 * (t - start[m]);
+        groups(W[m]->wp, W[m]->sw, W[m]->bias, W[m]->K, xq, sx, c, y[m], 0, g0, ngroups - g0 < 4 ? ngroups - g0 : 4);
+    }
+}
+
+/* transformers' rotate_half RoPE on heads of hd values: x * cos + rotate_half(x) * sin */
+static void rope(float *x, int heads, int hd, const float *cos, const float *sin) {
+    const int half = hd / 2;
+    for (int h = 0; h < heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            const float a = v[i], b = v[i + half];
+            v[i] = a * cos[i] - b * sin[i];
+            v[i + half] = b * cos[i + half] + a * sin[i + half];
+        }
+    }
+}
+
+static void store_row(void *dst, int bf16, const float *src, int n) {
+    for (int i = 0; i < n; i += 16) store16(dst, bf16, i, _mm512_loadu_ps(src + i));
+}
+
+/* h: D floats (read); cos, sin: hd floats; q: nh*hd floats (written, after RoPE);
+ * k_out, v_out: nkv*hd values in the cache's dtype (written). Returns 0, or -1 if out of memory. */
+int layer_attn_in(const layer_t *L, const dims_t *d, const float *h, const float *cos, const float *sin,
+                  float *q, void *k_out, void *v_out) {
+    const int D = d->D, kvn = d->nkv * d->hd;
+    float *x = (float *)malloc(sizeof(float) * ((size_t)D + 2 * (size_t)kvn + D / 32));
+    int8_t *xq = (int8_t *)malloc((size_t)D);
+    if (!x || !xq) {
+        free(x);
+        free(xq);
+        return -1;
+    }
+    float *k = x + D, *v = k + kvn, *sx = v + kvn;
+    rmsnorm(h, L->norm_in, D, d->eps, x);
+    const float c = quantize_row(x, 0, D, xq, sx);
+    const q8mat_t *W[3] = {&L->q, &L->k, &L->v};
+    float *const y[3] = {q, k, v};
+    products(W, y, 3, xq, sx, c, d->nthreads);
+    rope(q, d->nh, d->hd, cos, sin);
+    rope(k, d->nkv, d->hd, cos, sin);
+    store_row(k_out, d->kv_bf16, k, kvn);
+    store_row(v_out, d->kv_bf16, v, kvn);
+    free(x);
+    free(xq);
+    return 0;
+}
+
+/* One query head over S cached positions (K, V: S rows of hd, the cache's dtype) -> out (hd floats). */
+static void attend(const float *q, const void *K, const void *V, int S, int hd, int bf16, float scale,
+                   float *scores, float *out) {
+    const size_t es = bf16 ? 2 : 4;
+    float mx = -INFINITY;
+    for (int s = 0; s < S; s++) {
+        const char *ks = (const char *)K + (size_t)s * hd * es;
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(ks, bf16, i), acc);
+        scores[s] = _mm512_reduce_add_ps(acc) * scale;
+        mx = scores[s] > mx ? scores[s] : mx;
+    }
+    int s = 0;
+    __m512 sum16 = _mm512_setzero_ps();
+    for (; s + 16 <= S; s += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(scores + s), _mm512_set1_ps(mx)));
+        _mm512_storeu_ps(scores + s, e);
+        sum16 = _mm512_add_ps(sum16, e);
+    }
+    float sum = _mm512_reduce_add_ps(sum16);
+    for (; s < S; s++) {
+        scores[s] = expf(scores[s] - mx);
+        sum += scores[s];
+    }
+    for (int i = 0; i < hd; i += 16) _mm512_storeu_ps(out + i, _mm512_setzero_ps());
+    for (int t = 0; t < S; t++) {
+        const char *vs = (const char *)V + (size_t)t * hd * es;
+        const __m512 p = _mm512_set1_ps(scores[t] / sum);
+        for (int i = 0; i < hd; i += 16)
+            _mm512_storeu_ps(out + i, _mm512_fmadd_ps(p, load16(vs, bf16, i), _mm512_loadu_ps(out + i)));
+    }
+}
+
+/* h: D floats (updated in place); q: nh*hd floats; K, V: the cache after this step's append,
+ * laid out (nkv, S, hd) contiguously in the cache's dtype. Returns 0, or -1 if out of memory. */
+int layer_attn_out(const layer_t *L, const dims_t *d, float *h, const float *q, const void *K, const void *V,
+                   int S) {
+    const int D = d->D, I = d->I, nh = d->nh, hd = d->hd, group = d->nh / d->nkv;
+    const int A = nh * hd, widest = (D > I ? D : I) > A ? (D > I ? D : I) : A;
+    const size_t es = d->kv_bf16 ? 2 : 4;
+    float *attn = (float *)malloc(sizeof(float) * ((size_t)A + D + 2 * (size_t)I + widest / 32));
+    float *scores = (float *)malloc(sizeof(float) * (size_t)nh * S);
+    int8_t *xq = (int8_t *)malloc((size_t)widest);
+    if (!attn || !scores || !xq) {
+        free(attn);
+        free(scores);
+        free(xq);
+        return -1;
+    }
+    float *x = attn + A, *g = x + D, *u = g + I, *sx = u + I;
+#pragma omp parallel for schedule(static) num_threads(d->nthreads)
+    for (int i = 0; i < nh; i++) {
+        const size_t kv = (size_t)(i / group) * S * hd * es;
+        attend(q + (size_t)i * hd, (const char *)K + kv, (const char *)V + kv, S, hd, d->kv_bf16, d->scale,
+               scores + (size_t)i * S, attn + (size_t)i * hd);
+    }
+    float c = quantize_row(attn, 0, A, xq, sx);
+    const q8mat_t *Wo[1] = {&L->o};
+    float *const yo[1] = {x};
+    products(Wo, yo, 1, xq, sx, c, d->nthreads);
+    for (int i = 0; i < D; i += 16) _mm512_storeu_ps(h + i, _mm512_add_ps(_mm512_loadu_ps(h + i), _mm512_loadu_ps(x + i)));
+    rmsnorm(h, L->norm_post, D, d->eps, x);
+    c = quantize_row(x, 0, D, xq, sx);
+    const q8mat_t *Wgu[2] = {&L->gate, &L->up};
+    float *const ygu[2] = {g, u};
+    products(Wgu, ygu, 2, xq, sx, c, d->nthreads);
+    for (int i = 0; i < I; i += 16) { /* SiLU(g) * u = g * u / (1 + e^-g) */
+        const __m512 gv = _mm512_loadu_ps(g + i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        _mm512_storeu_ps(g + i, _mm512_div_ps(_mm512_mul_ps(gv, _mm512_loadu_ps(u + i)),
+                                              _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    }
+    c = quantize_row(g, 0, I, xq, sx);
+    const q8mat_t *Wd[1] = {&L->down};
+    float *const yd[1] = {x};
+    products(Wd, yd, 1, xq, sx, c, d->nthreads);
+    for (int i = 0; i < D; i += 16) _mm512_storeu_ps(h + i, _mm512_add_ps(_mm512_loadu_ps(h + i), _mm512_loadu_ps(x + i)));
+    free(attn);
+    free(scores);
+    free(xq);
+    return 0;
+}
