@@ -162,13 +162,15 @@ class _StepClock:
         pass
 
 
-def decode_rate(model, n_tokens: int, prompt_len: int = 64, repeats: int = 2) -> tuple[float, float]:
+def decode_rate(model, n_tokens: int, prompt_len: int = 64, repeats: int = 2, between=None) -> tuple[float, float]:
     """(best, sustained) tokens/s of greedy ``generate`` after the prompt's first token.
 
     best: the fastest window of ``DECODE_WINDOW`` consecutive decoding steps over ``repeats`` runs;
     sustained: all steps of the fastest run. On an idle machine the two agree (decoding steps are
     regular); on a shared one, best estimates what the model does when it has the cores, the way the
-    bandwidth probe (best of several short reads) estimates the limit. Both are reported."""
+    bandwidth probe (best of several short reads) estimates the limit. Both are reported.
+    ``between()`` runs before each repeat (the bench probes the bandwidth there: the host's memory
+    bandwidth drifts within a run, and a fast window must be set against the bandwidth of its time)."""
     import torch
 
     ids = torch.randint(3, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(1))
@@ -186,6 +188,8 @@ def decode_rate(model, n_tokens: int, prompt_len: int = 64, repeats: int = 2) ->
     best_window, sustained = float("inf"), float("inf")
     w = min(DECODE_WINDOW, n_tokens - 1)
     for _ in range(repeats):
+        if between is not None:
+            between()
         dt = steps(n_tokens)
         best_window = min(best_window, min(sum(dt[i:i + w]) for i in range(len(dt) - w + 1)))
         sustained = min(sustained, sum(dt) / len(dt))
@@ -236,9 +240,11 @@ def bench_decode(args, sizes) -> dict[str, object]:
     naive, naive_sustained = decode_rate(model, n) if _BACKEND is None else (float("nan"),) * 2
     _say(args, f"[bench] naive generate {dtype}: {naive:.2f} tok/s ({naive_sustained:.2f} sustained)")
     backend = _backend(args, sizes)
-    bandwidth = memory_bandwidth_gbs(device)
-    rate, sustained = decode_rate(backend.model, n, repeats=3)
-    bandwidth = max(bandwidth, memory_bandwidth_gbs(device))
+    probes: list[float] = []
+    rate, sustained = decode_rate(backend.model, n, repeats=3,
+                                  between=lambda: probes.append(memory_bandwidth_gbs(device)))
+    probes.append(memory_bandwidth_gbs(device))
+    bandwidth = max(probes)  # the best read around and between the decoding runs
     weight_bytes = weight_bytes_per_token(backend.model)
     limit = bandwidth * 1e9 / weight_bytes
     layers = "native layers" if backend.fused_layers else "transformers layers"
@@ -248,7 +254,9 @@ def bench_decode(args, sizes) -> dict[str, object]:
             "decode_sustained_tok_s": round(sustained, 2), "naive_decode_sustained_tok_s": round(naive_sustained, 2),
             "naive_decode_limit_tok_s": round(bandwidth * 1e9 / naive_bytes, 2),
             "naive_decode_ratio": round(naive / (bandwidth * 1e9 / naive_bytes), 3),
+            "decode_sustained_ratio": round(sustained / limit, 3),
             "decode_speedup": round(rate / naive, 2), "bandwidth_gb_s": round(bandwidth, 1),
+            "bandwidth_probes_gb_s": [round(b, 1) for b in probes],
             "weight_mb_per_token": round(weight_bytes / 2**20, 1),
             "naive_weight_mb_per_token": round(naive_bytes / 2**20, 1),
             "decode_dtype": str(dtype).replace("torch.", ""), "decode_quantize": backend.quantize,
