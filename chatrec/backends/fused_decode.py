@@ -17,11 +17,8 @@ sizes. Otherwise it returns why not and the model keeps transformers' layers.
 from __future__ import annotations
 
 import ctypes
-import logging
 
 from . import native
-
-log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("llama", "qwen2")
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
@@ -49,6 +46,10 @@ def _modules(layer):
                 gate=mlp.gate_proj, up=mlp.up_proj, down=mlp.down_proj)
 
 
+def _head_dim(cfg) -> int:
+    return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+
 def why_not(torch, model) -> str:
     """'' when ``install`` can take ``model``, else the reason it cannot."""
     if not native.available():
@@ -66,8 +67,7 @@ def why_not(torch, model) -> str:
     dtype = next(model.parameters()).dtype
     if dtype not in (torch.bfloat16, torch.float32):
         return f"dtype {dtype}"
-    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    heads, kv_heads, head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, _head_dim(cfg)
     if head_dim % 16 or heads % kv_heads or (heads * head_dim) % 32 or cfg.hidden_size % 32 \
             or cfg.intermediate_size % 32:
         return "sizes the kernel does not take (head size a multiple of 16, the others of 32)"
@@ -90,12 +90,15 @@ class FusedDecoder:
     """Holds the ctypes views of every layer and runs one-token steps; ``install`` wires it in."""
 
     def __init__(self, torch, model):
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+        from transformers.modeling_outputs import BaseModelOutputWithPast
+
         self.torch, self.model, self.inner = torch, model, model.model
+        self._cache_types, self._output = (DynamicCache, DynamicLayer), BaseModelOutputWithPast
         self.lib = native.library()
         cfg = model.config
         self.dtype = next(model.parameters()).dtype
-        heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        heads, kv_heads, head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, _head_dim(cfg)
         self.dims = _Dims(D=cfg.hidden_size, I=cfg.intermediate_size, nh=heads, nkv=kv_heads, hd=head_dim,
                           kv_bf16=int(self.dtype == torch.bfloat16), nthreads=torch.get_num_threads(),
                           eps=float(cfg.rms_norm_eps), scale=float(head_dim ** -0.5))
@@ -115,8 +118,7 @@ class FusedDecoder:
         self.dims_ptr = ctypes.addressof(self.dims)
 
     def eligible(self, input_ids, inputs_embeds, attention_mask, past_key_values, use_cache, kwargs) -> bool:
-        from transformers.cache_utils import DynamicCache, DynamicLayer
-
+        DynamicCache, DynamicLayer = self._cache_types
         x = inputs_embeds if inputs_embeds is not None else input_ids
         if x is None or x.shape[0] != 1 or x.shape[1] != 1 or use_cache is False or self.model.training:
             return False
@@ -132,8 +134,6 @@ class FusedDecoder:
 
     def step(self, input_ids, inputs_embeds, position_ids, cache):
         torch, d = self.torch, self.dims
-        from transformers.modeling_outputs import BaseModelOutputWithPast
-
         embeds = inputs_embeds if inputs_embeds is not None else self.inner.embed_tokens(input_ids)
         if position_ids is None:
             position_ids = torch.tensor([[cache.get_seq_length()]], device=embeds.device)
@@ -155,7 +155,7 @@ class FusedDecoder:
             if lib.layer_attn_out(layer, dims, hp, qp, keys.data_ptr(), values.data_ptr(), keys.shape[-2]) != 0:
                 raise MemoryError("layer_attn_out could not allocate its scratch buffers")
         hidden = self.inner.norm(h.to(self.dtype).reshape(1, 1, -1))
-        return BaseModelOutputWithPast(last_hidden_state=hidden, past_key_values=cache)
+        return self._output(last_hidden_state=hidden, past_key_values=cache)
 
 
 def install(torch, model) -> str:
