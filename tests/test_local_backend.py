@@ -289,7 +289,14 @@ def test_native_layers_decode_like_transformers_layers(kind, prompt):
         fused_cache = DynamicCache(config=model.config)
         model(ids, past_key_values=fused_cache)
         eager_cache = copy.deepcopy(fused_cache)
-        for token in steps:
+        for n, token in enumerate(steps):
+            if n == 2:  # a new turn's prompt: a prefill through transformers' layers, then steps again
+                chunk = torch.randint(3, 500, (1, 3), generator=torch.Generator().manual_seed(4))
+                model(chunk, past_key_values=fused_cache)
+                model(chunk, past_key_values=eager_cache)
+            if n == 4:  # the prefix cache crops a conversation's cache to the shared prefix; steps go on from it
+                fused_cache.crop(-2)
+                eager_cache.crop(-2)
             assert fused_decode.install(torch, model) == ""
             calls = []
             model._chatrec_fused.step = (lambda step: lambda *a: calls.append(1) or step(*a))(model._chatrec_fused.step)
@@ -299,7 +306,7 @@ def test_native_layers_decode_like_transformers_layers(kind, prompt):
             eager = model(token.view(1, 1), past_key_values=eager_cache).logits[0, -1].float()
             assert torch.nn.functional.cosine_similarity(fused, eager, dim=0) > 0.9995
             assert (fused - eager).abs().max() < 0.05 * eager.abs().max()
-    assert fused_cache.get_seq_length() == eager_cache.get_seq_length() == prompt + 6
+    assert fused_cache.get_seq_length() == eager_cache.get_seq_length() == prompt + 6 + 3 - 2
     for a, b in zip(fused_cache.layers, eager_cache.layers):
         assert torch.nn.functional.cosine_similarity(a.keys.float().flatten(), b.keys.float().flatten(), dim=0) > 0.9999
         assert torch.nn.functional.cosine_similarity(a.values.float().flatten(), b.values.float().flatten(), dim=0) > 0.9999
