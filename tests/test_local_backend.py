@@ -365,6 +365,64 @@ def test_native_layers_stream_follow_up_turns_from_the_prefix_cache(tiny_model_d
     assert b.cache.hits == 1 and b.cache.reused_tokens > 20
 
 
+def _plain_llama(dtype: str = "float32"):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=500, max_position_embeddings=1024)
+    torch.manual_seed(5)
+    model = LlamaForCausalLM(config).to(getattr(torch, dtype)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)  # peaked attention: a wrong merge of the two halves shows
+    return model
+
+
+def test_a_follow_ups_prompt_attends_to_prefix_and_new_tokens_apart(monkeypatch):
+    """The new tokens of a follow-up attend to the cached prefix and to themselves in two calls merged
+    by log-sum-exp: the logits of transformers' masked SDPA, with the split path really taken."""
+    import copy
+
+    import torch
+    from transformers import DynamicCache
+
+    from chatrec.backends import split_attention
+
+    model = _plain_llama()
+    prompt = torch.randint(3, 500, (1, 40), generator=torch.Generator().manual_seed(6))
+    follow = torch.randint(3, 500, (1, 9), generator=torch.Generator().manual_seed(7))
+    calls, original = [], split_attention.split
+    monkeypatch.setattr(split_attention, "split", lambda *a: calls.append(1) or original(*a))
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        model(prompt, past_key_values=cache)
+        other = copy.deepcopy(cache)
+        masked = model(follow, past_key_values=cache).logits
+        assert split_attention.install(model) and model.config._attn_implementation == split_attention.NAME
+        merged = model(follow, past_key_values=other).logits
+    assert len(calls) == 2  # one per layer
+    assert torch.allclose(merged, masked, atol=1e-4, rtol=1e-4), (merged - masked).abs().max()
+
+
+def test_cold_prompts_and_padded_batches_keep_transformers_attention(monkeypatch):
+    import torch
+
+    from chatrec.backends import split_attention
+
+    model = _plain_llama("bfloat16")
+    ids = torch.randint(3, 500, (2, 12), generator=torch.Generator().manual_seed(8))
+    mask = torch.ones_like(ids)
+    mask[1, :5] = 0
+    kwargs = dict(attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    with torch.inference_mode():
+        plain = model.generate(ids, **kwargs), model(ids[:1]).logits
+        assert split_attention.install(model)
+        monkeypatch.setattr(split_attention, "split", lambda *a: pytest.fail("took the split path"))
+        assert torch.equal(model.generate(ids, **kwargs), plain[0])
+        assert torch.equal(model(ids[:1]).logits, plain[1])
+
+
 def test_vnni_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
     from chatrec.backends import native
     from chatrec.backends.local import TransformersBackend
