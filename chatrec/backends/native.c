@@ -15,6 +15,7 @@
  */
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -60,12 +61,14 @@ static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx)
     return c;
 }
 
-/* Up to four 16-row groups starting at group g0, one input row. */
+/* Up to eight 16-row groups starting at group g0, one input row. Eight at a time keeps eight weight
+ * streams in flight per thread: measured over the 0.5B shape's large products, 44.8 GB/s against 40.3
+ * for four when the host's memory reads ~58 GB/s, 32.9 against 31.5 when it reads ~35. */
 static void groups(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
                    const float *sx, float c, void *y, int y_bf16, int g0, int ng) {
     const int nb = K / 32;
-    const uint8_t *w[4];
-    __m512 f[4];
+    const uint8_t *w[8];
+    __m512 f[8];
     for (int r = 0; r < ng; r++) {
         w[r] = wp + (size_t)(g0 + r) * 16 * K;
         f[r] = _mm512_setzero_ps();
@@ -74,7 +77,16 @@ static void groups(const uint8_t *wp, const float *sw, const float *bias, int K,
         const int32_t *xb = (const int32_t *)(xq + 32 * b);
         const size_t off = (size_t)b * 512;
         __m512 s = _mm512_set1_ps(sx[b]);
-        if (ng == 4) {
+        if (ng == 8) {
+            __m512i a[8];
+            for (int r = 0; r < 8; r++) a[r] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                __m512i xv = _mm512_set1_epi32(xb[j]);
+                for (int r = 0; r < 8; r++)
+                    a[r] = _mm512_dpbusd_epi32(a[r], _mm512_loadu_si512((const void *)(w[r] + off + 64 * j)), xv);
+            }
+            for (int r = 0; r < 8; r++) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), s, f[r]);
+        } else if (ng == 4) {
             __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
             for (int j = 0; j < 8; j++) {
                 __m512i xv = _mm512_set1_epi32(xb[j]);
@@ -106,6 +118,23 @@ static void groups(const uint8_t *wp, const float *sw, const float *bias, int K,
     }
 }
 
+/* Groups [g_begin, g_end) of one matrix: eight at a time, then four, then what is left. */
+static void group_range(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
+                        const float *sx, float c, void *y, int y_bf16, int g_begin, int g_end) {
+    for (int g = g_begin; g < g_end;) {
+        const int left = g_end - g, ng = left >= 8 ? 8 : left >= 4 ? 4 : left;
+        groups(wp, sw, bias, K, xq, sx, c, y, y_bf16, g, ng);
+        g += ng;
+    }
+}
+
+/* This thread's contiguous share of `ngroups` groups (threads get equal shares, +-1). */
+static void share(int ngroups, int *begin, int *end) {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    *begin = (int)((long)ngroups * t / nt);
+    *end = (int)((long)ngroups * (t + 1) / nt);
+}
+
 /* y[M, N] = x[M, K] @ w^T (+ bias). N a multiple of 16, K a multiple of 32; x and y float32 or
  * bfloat16 (row-major, contiguous); bias float32 or NULL. Returns 0, or -1 if out of memory. */
 int q8_matmul(const uint8_t *wp, const float *sw, const float *bias, int N, int K, int M,
@@ -117,16 +146,16 @@ int q8_matmul(const uint8_t *wp, const float *sw, const float *bias, int N, int 
         free(sx);
         return -1;
     }
-    const int ngroups = N / 16, quads = (ngroups + 3) / 4;
     const size_t esize_x = x_bf16 ? 2 : 4, esize_y = y_bf16 ? 2 : 4;
     for (int m = 0; m < M; m++) {
         const void *xm = (const char *)x + (size_t)m * K * esize_x;
         void *ym = (char *)y + (size_t)m * N * esize_y;
         float c = quantize_row(xm, x_bf16, K, xq, sx);
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-        for (int q = 0; q < quads; q++) {
-            int g0 = 4 * q, ng = ngroups - g0 < 4 ? ngroups - g0 : 4;
-            groups(wp, sw, bias, K, xq, sx, c, ym, y_bf16, g0, ng);
+#pragma omp parallel num_threads(nthreads)
+        {
+            int begin, end;
+            share(N / 16, &begin, &end);
+            group_range(wp, sw, bias, K, xq, sx, c, ym, y_bf16, begin, end);
         }
     }
     free(xq);
@@ -192,17 +221,15 @@ static void rmsnorm(const float *x, const float *w, int D, float eps, float *out
         _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), inv), _mm512_loadu_ps(w + i)));
 }
 
-/* y_m = W_m x for up to 4 matrices sharing one quantised input, in one parallel region. */
+/* y_m = W_m x for up to 4 matrices sharing one quantised input, in one parallel region; each thread
+ * takes its contiguous share of every matrix's groups. */
 static void products(const q8mat_t *const *W, float *const *y, int nm, const int8_t *xq, const float *sx,
                      float c, int nthreads) {
-    int start[5] = {0};
-    for (int m = 0; m < nm; m++) start[m + 1] = start[m] + (W[m]->N / 16 + 3) / 4;
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-    for (int t = 0; t < start[nm]; t++) {
-        int m = 0;
-        while (t >= start[m + 1]) m++;
-        const int ngroups = W[m]->N / 16, g0 = 4 * (t - start[m]);
-        groups(W[m]->wp, W[m]->sw, W[m]->bias, W[m]->K, xq, sx, c, y[m], 0, g0, ngroups - g0 < 4 ? ngroups - g0 : 4);
+#pragma omp parallel num_threads(nthreads)
+    for (int m = 0; m < nm; m++) {
+        int begin, end;
+        share(W[m]->N / 16, &begin, &end);
+        group_range(W[m]->wp, W[m]->sw, W[m]->bias, W[m]->K, xq, sx, c, y[m], 0, begin, end);
     }
 }
 
