@@ -61,14 +61,16 @@ static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx)
     return c;
 }
 
-/* Up to eight 16-row groups starting at group g0, one input row. Eight at a time keeps eight weight
- * streams in flight per thread: measured over the 0.5B shape's large products, 44.8 GB/s against 40.3
- * for four when the host's memory reads ~58 GB/s, 32.9 against 31.5 when it reads ~35. */
+/* Up to twelve 16-row groups starting at group g0, one input row. More groups at a time keep more
+ * weight streams in flight per thread. Measured over the 0.5B shape's large products (interleaved
+ * runs, grouped by what the bandwidth probe read at the time): 4 -> 8 groups 40.3 -> 44.8 GB/s when
+ * the host's memory reads ~58 GB/s, 31.5 -> 32.9 at ~35; 8 -> 12 groups 42.3 -> 45.5 at ~52 and
+ * 32.1 -> 33.2 at ~34; 16 groups spill registers and lose (42.8 and 31.1 against 44.9 and 31.9). */
 static void groups(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
                    const float *sx, float c, void *y, int y_bf16, int g0, int ng) {
     const int nb = K / 32;
-    const uint8_t *w[8];
-    __m512 f[8];
+    const uint8_t *w[12];
+    __m512 f[12];
     for (int r = 0; r < ng; r++) {
         w[r] = wp + (size_t)(g0 + r) * 16 * K;
         f[r] = _mm512_setzero_ps();
@@ -77,7 +79,16 @@ static void groups(const uint8_t *wp, const float *sw, const float *bias, int K,
         const int32_t *xb = (const int32_t *)(xq + 32 * b);
         const size_t off = (size_t)b * 512;
         __m512 s = _mm512_set1_ps(sx[b]);
-        if (ng == 8) {
+        if (ng == 12) {
+            __m512i a[12];
+            for (int r = 0; r < 12; r++) a[r] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                __m512i xv = _mm512_set1_epi32(xb[j]);
+                for (int r = 0; r < 12; r++)
+                    a[r] = _mm512_dpbusd_epi32(a[r], _mm512_loadu_si512((const void *)(w[r] + off + 64 * j)), xv);
+            }
+            for (int r = 0; r < 12; r++) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), s, f[r]);
+        } else if (ng == 8) {
             __m512i a[8];
             for (int r = 0; r < 8; r++) a[r] = _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) {
@@ -118,11 +129,11 @@ static void groups(const uint8_t *wp, const float *sw, const float *bias, int K,
     }
 }
 
-/* Groups [g_begin, g_end) of one matrix: eight at a time, then four, then what is left. */
+/* Groups [g_begin, g_end) of one matrix: twelve at a time, then eight, four, what is left. */
 static void group_range(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
                         const float *sx, float c, void *y, int y_bf16, int g_begin, int g_end) {
     for (int g = g_begin; g < g_end;) {
-        const int left = g_end - g, ng = left >= 8 ? 8 : left >= 4 ? 4 : left;
+        const int left = g_end - g, ng = left >= 12 ? 12 : left >= 8 ? 8 : left >= 4 ? 4 : left;
         groups(wp, sw, bias, K, xq, sx, c, y, y_bf16, g, ng);
         g += ng;
     }
