@@ -134,7 +134,7 @@ class ChatController:
             if not released:
                 self.release(session)
 
-    def _send(self, session: ChatSession, text: str) -> Iterator[View]:
+    def _send(self, session: ChatSession, text: str, retried: bool = False) -> Iterator[View]:
         try:
             clean_message(text, self.services.settings.max_message_chars)
         except InputError as exc:
@@ -147,7 +147,7 @@ class ChatController:
         try:
             for event in self.recommender.respond(session.state, text):
                 if isinstance(event, TurnResult):
-                    yield self._finish(session, snapshot, event)
+                    yield self._finish(session, snapshot, event, retried)
                     return
                 view = self.view(session, streaming=True)
                 view.messages += chat_messages(DialogueState(), pending=event)
@@ -161,7 +161,7 @@ class ChatController:
             yield self.view(session, toast=("error", "Something went wrong while answering. "
                                                      "Please try again; the details are in the server log."))
 
-    def _finish(self, session: ChatSession, snapshot: ChatSession, result: TurnResult) -> View:
+    def _finish(self, session: ChatSession, snapshot: ChatSession, result: TurnResult, retried: bool = False) -> View:
         session.undo_stack.append(snapshot)
         session.displays.append(result.display)
         session.cards = [Card(r.item.id, r.reason, r.source) for r in result.recommendations]
@@ -171,7 +171,7 @@ class ChatController:
             toast = ("warning", "The language model failed; showing the best catalog matches instead.")
         elif result.status == "unlogged":
             toast = ("warning", f"This turn could not be saved: {result.error}")
-        return self.view(session, status=_turn_status(result), toast=toast)
+        return self.view(session, status=_turn_status(result, retried), toast=toast)
 
     def undo(self, session: ChatSession) -> View:
         if not session.undo_stack:
@@ -190,7 +190,7 @@ class ChatController:
             return
         text = session.state.user_texts()[-1]
         session.restore(session.undo_stack.pop())
-        yield from self._send(session, text)
+        yield from self._send(session, text, retried=True)
 
     # -- feedback --------------------------------------------------------------------------
     def rate_message(self, session: ChatSession, index: int, liked: bool | str) -> View:
@@ -263,8 +263,10 @@ def _message_vote_text(liked: bool, n_items: int, of: int) -> str:
            "(your 👍 on the others stays)."
 
 
-def _turn_status(result: TurnResult) -> str:
-    parts = [f"Turn {result.turn} · {result.latency_ms / 1000:.1f} s · {len(result.recommendations)} items"]
+def _turn_status(result: TurnResult, retried: bool = False) -> str:
+    """``Turn 2 · 0.4 s · 5 items``; a retry says so, since its answer may read the same as before."""
+    again = " answered again" if retried else ""
+    parts = [f"Turn {result.turn}{again} · {result.latency_ms / 1000:.1f} s · {len(result.recommendations)} items"]
     if result.ungrounded:
         parts.append(f"{len(result.ungrounded)} name(s) not in the catalog were left out")
     return " · ".join(parts)

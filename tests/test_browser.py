@@ -190,7 +190,7 @@ def test_demo_catalog_without_lm_behind_login(browser, tmp_path):
 
         # Retry answers the same message again; undo takes it back and returns the text.
         page.locator("#retry").click()
-        expect(page.locator("#status")).to_contain_text("Turn 2 · ")
+        expect(page.locator("#status")).to_contain_text("Turn 2 answered again · ")  # done: undo is accepted
         expect(page.locator(BOT)).to_have_count(2)
         page.locator("#undo").click()
         expect(page.locator("#msg textarea")).to_have_value("something for outdoors")
@@ -303,7 +303,7 @@ def test_tiny_model_streams_and_takes_feedback(browser, tmp_path, tiny_model_dir
         assert votes[0].turn_id == votes[1].turn_id == turn.id
 
         page.locator("#retry").click()
-        expect(page.locator("#status")).to_contain_text("Turn 1 · ", timeout=120_000)
+        expect(page.locator("#status")).to_contain_text("Turn 1 answered again · ", timeout=120_000)
         expect(page.locator(BOT)).to_have_count(1)
         page.locator("#undo").click()
         expect(page.locator(BOT)).to_have_count(0)

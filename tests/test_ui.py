@@ -156,6 +156,7 @@ def test_undo_restores_the_previous_turn_and_returns_the_text(ui, fake):
     assert card_ids(session) == cards_after_first and len(view.messages) == 2
     final = list(ui.retry(session))[-1]
     assert session.state.n_turns == 1 and final.messages[-1]["content"] == "Retried **Thomas Tank Engine**."
+    assert final.status.startswith("Turn 1 answered again · ")  # a retry that reads the same still shows it ran
     assert session.state.user_texts() == ["a soft doll"] and len(fake.calls) == 3  # retried the same message
 
 
