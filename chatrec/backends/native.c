@@ -61,6 +61,19 @@ static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx)
     return c;
 }
 
+/* One block of 32 inputs for n groups (n a constant where called: the accumulators stay in registers). */
+static inline __attribute__((always_inline)) void block(const uint8_t *const *w, size_t off, const int32_t *xb,
+                                                        __m512 s, __m512 *f, const int n) {
+    __m512i a[12];
+    for (int r = 0; r < n; r++) a[r] = _mm512_setzero_si512();
+    for (int j = 0; j < 8; j++) {
+        const __m512i xv = _mm512_set1_epi32(xb[j]);
+        for (int r = 0; r < n; r++)
+            a[r] = _mm512_dpbusd_epi32(a[r], _mm512_loadu_si512((const void *)(w[r] + off + 64 * j)), xv);
+    }
+    for (int r = 0; r < n; r++) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), s, f[r]);
+}
+
 /* Up to twelve 16-row groups starting at group g0, one input row. More groups at a time keep more
  * weight streams in flight per thread. Measured over the 0.5B shape's large products (interleaved
  * runs, grouped by what the bandwidth probe read at the time): 4 -> 8 groups 40.3 -> 44.8 GB/s when
@@ -80,36 +93,11 @@ static void groups(const uint8_t *wp, const float *sw, const float *bias, int K,
         const size_t off = (size_t)b * 512;
         __m512 s = _mm512_set1_ps(sx[b]);
         if (ng == 12) {
-            __m512i a[12];
-            for (int r = 0; r < 12; r++) a[r] = _mm512_setzero_si512();
-            for (int j = 0; j < 8; j++) {
-                __m512i xv = _mm512_set1_epi32(xb[j]);
-                for (int r = 0; r < 12; r++)
-                    a[r] = _mm512_dpbusd_epi32(a[r], _mm512_loadu_si512((const void *)(w[r] + off + 64 * j)), xv);
-            }
-            for (int r = 0; r < 12; r++) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), s, f[r]);
+            block(w, off, xb, s, f, 12);
         } else if (ng == 8) {
-            __m512i a[8];
-            for (int r = 0; r < 8; r++) a[r] = _mm512_setzero_si512();
-            for (int j = 0; j < 8; j++) {
-                __m512i xv = _mm512_set1_epi32(xb[j]);
-                for (int r = 0; r < 8; r++)
-                    a[r] = _mm512_dpbusd_epi32(a[r], _mm512_loadu_si512((const void *)(w[r] + off + 64 * j)), xv);
-            }
-            for (int r = 0; r < 8; r++) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), s, f[r]);
+            block(w, off, xb, s, f, 8);
         } else if (ng == 4) {
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-            for (int j = 0; j < 8; j++) {
-                __m512i xv = _mm512_set1_epi32(xb[j]);
-                a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(w[0] + off + 64 * j)), xv);
-                a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512((const void *)(w[1] + off + 64 * j)), xv);
-                a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512((const void *)(w[2] + off + 64 * j)), xv);
-                a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512((const void *)(w[3] + off + 64 * j)), xv);
-            }
-            f[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0), s, f[0]);
-            f[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), s, f[1]);
-            f[2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), s, f[2]);
-            f[3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a3), s, f[3]);
+            block(w, off, xb, s, f, 4);
         } else {
             for (int r = 0; r < ng; r++) {
                 __m512i a = _mm512_setzero_si512();
