@@ -65,16 +65,16 @@ def fold_of(dialogue_id: str, folds: int) -> int:
 class Cache:
     """Unit-weight signals and penalties for every dialogue (float16 to keep 2.7k x 6.6k x 8 small)."""
 
-    def __init__(self, services, dialogues, folds: int):
+    def __init__(self, services, dialogues, folds: int, signals: tuple[str, ...] = SIGNALS):
         from chatrec.collab import TargetPrior
         from chatrec.evaluate import replay
         from chatrec.ranker import RankWeights
 
         ranker = services.ranker
-        self.unit = RankWeights(**{f.name: (1.0 if f.name in SIGNALS else getattr(RankWeights(), f.name))
+        self.unit = RankWeights(**{f.name: (1.0 if f.name in signals else getattr(RankWeights(), f.name))
                                    for f in fields(RankWeights)}).without("feedback", "shown_penalty")
         n, m = len(dialogues), len(services.catalog)
-        self.sig = {s: np.zeros((n, m), dtype=np.float16) for s in SIGNALS}
+        self.sig = {s: np.zeros((n, m), dtype=np.float16) for s in signals}
         self.base = np.zeros((n, m), dtype=np.float32)  # penalties without the shown demotion
         self.shown = np.zeros((n, m), dtype=bool)
         self.folds = np.array([fold_of(d.id, folds) for d in dialogues])
@@ -90,10 +90,10 @@ class Cache:
                        for k in range(folds)]
         for i, state in enumerate(tqdm(self.states, file=sys.stderr, desc="signals")):
             ranker.set_target_prior(self.priors[self.folds[i]])
-            _, signals = ranker.score(state, self.unit)
-            for s in SIGNALS:
-                if s in signals:
-                    self.sig[s][i] = signals[s]
+            _, signals_of_turn = ranker.score(state, self.unit)
+            for s, values in signals_of_turn.items():
+                if s in self.sig:
+                    self.sig[s][i] = values
             self.base[i] = ranker._penalties(state, self.unit)
             self.shown[i, [pos[x] for x in set(state.shown) | set(state.liked) if x in pos]] = True
         ranker.set_target_prior(None)
@@ -178,17 +178,19 @@ def ms_per_turn(services, cache: Cache, weights: dict[str, float], n: int = 60) 
     return float(np.median(times))
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_split_arguments(p: argparse.ArgumentParser, out_name: str) -> None:
+    """The data, cache and fold flags every ranking benchmark takes."""
     p.add_argument("--catalog", default=str(DATA / "catalog.jsonl"))
     p.add_argument("--dialogues", default=str(DATA / "dialogues.jsonl"))
     p.add_argument("--interactions", default=str(DATA / "interactions.csv"))
     p.add_argument("--home", default=str(ROOT / ".chatrec"), help="embedding cache folder (reused between runs)")
     p.add_argument("--limit", type=int)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ranking.json"))
-    args = p.parse_args()
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / out_name))
 
+
+def load_split(args: argparse.Namespace):
+    """(services without an LM, dialogues) for the flags of ``add_split_arguments``."""
     from chatrec.evaluate import cache_query_encodings, load_dialogues
     from chatrec.services import build_services
     from chatrec.settings import Settings
@@ -198,7 +200,14 @@ def main() -> int:
                               "model": "none"})
     services = build_services(settings, backend=None, store=Store("sqlite://"))
     cache_query_encodings(services)
-    dialogues = load_dialogues(args.dialogues, args.limit)
+    return services, load_dialogues(args.dialogues, args.limit)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_split_arguments(p, "ranking.json")
+    args = p.parse_args()
+    services, dialogues = load_split(args)
     cache = Cache(services, dialogues, args.folds)
     results = []
     print("| ranking | Recall@1 | Recall@10 | Recall@50 | ms/turn |\n| --- | --- | --- | --- | --- |")

@@ -90,31 +90,15 @@ def recall(cache, rows, cands, scores) -> tuple[dict[int, int], int, int]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--catalog", default=str(ranking.DATA / "catalog.jsonl"))
-    p.add_argument("--dialogues", default=str(ranking.DATA / "dialogues.jsonl"))
-    p.add_argument("--interactions", default=str(ranking.DATA / "interactions.csv"))
-    p.add_argument("--home", default=str(ranking.ROOT / ".chatrec"))
-    p.add_argument("--limit", type=int)
-    p.add_argument("--folds", type=int, default=5)
+    ranking.add_split_arguments(p, "rerank.json")
     p.add_argument("--candidates", type=int, default=200)
     p.add_argument("--rounds", type=int, default=200)
-    p.add_argument("--out", default=str(ranking.ROOT / "benchmarks" / "results" / "rerank.json"))
     args = p.parse_args()
     import lightgbm as lgb
 
-    from chatrec.evaluate import cache_query_encodings, load_dialogues
-    from chatrec.services import build_services
-    from chatrec.settings import Settings
-    from chatrec.store import Store
-
     started = time.time()
-    settings = Settings.load({"catalog": args.catalog, "interactions": args.interactions, "home": args.home,
-                              "model": "none"})
-    services = build_services(settings, backend=None, store=Store("sqlite://"))
-    cache_query_encodings(services)
-    dialogues = load_dialogues(args.dialogues, args.limit)
-    ranking.SIGNALS = SIGNALS  # the cache computes the unlearned signals; learned ones come per fold below
-    cache = ranking.Cache(services, dialogues, args.folds)
+    services, dialogues = ranking.load_split(args)
+    cache = ranking.Cache(services, dialogues, args.folds, signals=SIGNALS)  # learned signals come per fold below
     priors = nested_priors(services, cache, dialogues, args.folds)
     params = dict(objective="binary", learning_rate=0.03, num_leaves=7, min_data_in_leaf=200, lambda_l2=10.0,
                   feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1, verbose=-1, num_threads=2, seed=0)
