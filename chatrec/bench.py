@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about a minute")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    parser.add_argument("--quantize", default="auto", choices=["auto", "none", "int8", "vnni", "w8a8"],
+    parser.add_argument("--quantize", default="auto", choices=["auto", "none", "int8", "native", "vnni", "w8a8"],
                         help="the backend's weight format (auto: the backend's own choice); "
                              "the naive baseline is never quantised")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")

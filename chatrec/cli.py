@@ -41,10 +41,10 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--home", help="folder for the cache and the default SQLite database [CHATREC_HOME]")
     g.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where the LM runs [CHATREC_DEVICE]")
     g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
-    g.add_argument("--quantize", choices=["auto", "none", "int8", "vnni", "w8a8"],
-                   help="local model weights on a CPU: auto (int8 for 100M+ bf16 models, decoded by the native "
-                        "kernel where the CPU has AVX512-VNNI), none, int8 (torch's kernels), vnni (the native "
-                        "kernel: 8-bit activations per block of 32), or w8a8 (FBGEMM, 8-bit activations per "
+    g.add_argument("--quantize", choices=["auto", "none", "int8", "native", "vnni", "w8a8"],
+                   help="local model weights on a CPU: auto (int8 for 100M+ models, decoded by the native "
+                        "kernel where the CPU has AVX512-VNNI or AVX2), none, int8 (torch's kernels), native (the "
+                        "native kernel: 8-bit activations per block of 32; vnni is its older name), or w8a8 (FBGEMM, 8-bit activations per "
                         "token: may cost quality) [CHATREC_QUANTIZE]")
     g.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
     g.add_argument("--temperature", type=float)

@@ -31,7 +31,7 @@ class Settings:
     device: str = "cpu"  # cpu | cuda | auto
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     threads: int = 0  # torch intra-op threads; 0 = torch's default
-    quantize: str = "auto"  # auto | none | int8 | vnni | w8a8 (local CPU backend; see backends/local.py)
+    quantize: str = "auto"  # auto | none | int8 | native | w8a8 (local CPU backend; see backends/local.py)
     max_new_tokens: int = 200
     temperature: float = 0.7
     top_p: float = 0.9

@@ -96,7 +96,7 @@ def test_w8a8_backend_from_settings_streams(tiny_model_dir):
     q = load_backend(Settings.load({"model": str(tiny_model_dir), "dtype": "bfloat16", "quantize": "w8a8"}))
     assert q.quantize == "w8a8" and q.model.lm_head.packed is not None
     assert "".join(q.stream(conversation("ok")[:2], GREEDY))
-    with pytest.raises(ModelLoadError, match="unknown quantisation 'int4': use one of auto, none, int8, vnni, w8a8"):
+    with pytest.raises(ModelLoadError, match="unknown quantisation 'int4': use one of auto, none, int8, native, w8a8"):
         load_backend(Settings.load({"model": str(tiny_model_dir), "quantize": "int4"}))
 
 
@@ -179,13 +179,46 @@ def test_int8_linear_prefill_and_decode_paths_agree():
 
 
 needs_native = pytest.mark.skipif(not __import__("chatrec.backends.native", fromlist=["x"]).available(),
-                                  reason="native int8 kernel unavailable here (no AVX512-VNNI or no C compiler)")
+                                  reason="native int8 kernel unavailable here (no AVX512-VNNI or AVX2, or no C compiler)")
+
+
+@pytest.fixture(params=["avx512vnni", "avx2"])
+def native_isa(request, monkeypatch):
+    """Each instruction set of native.c this CPU can run (an AVX512 CPU tests the AVX2 build too)."""
+    from chatrec.backends import native
+
+    if not native.ISAS[request.param][0] <= native._cpu_flags():
+        pytest.skip(f"this CPU cannot run the {request.param} kernel")
+    monkeypatch.setenv("CHATREC_NATIVE_ISA", request.param)
+    native._load.cache_clear()
+    assert native.isa() == request.param, native.why_not()
+    yield request.param
+    monkeypatch.delenv("CHATREC_NATIVE_ISA")
+    native._load.cache_clear()
+
+
+def test_an_instruction_set_the_cpu_lacks_is_refused_with_the_reason(monkeypatch):
+    from chatrec.backends import native
+
+    monkeypatch.setattr(native, "_cpu_flags", lambda: {"sse2", "avx", "avx2"})  # AVX2 without FMA
+    native._load.cache_clear()
+    try:
+        monkeypatch.setenv("CHATREC_NATIVE_ISA", "avx2")
+        assert not native.available() and native.why_not() == "CHATREC_NATIVE_ISA=avx2: this CPU lacks fma"
+        native._load.cache_clear()
+        monkeypatch.setenv("CHATREC_NATIVE_ISA", "neon")
+        assert "'neon' is not one of avx512vnni, avx2" in native.why_not()
+        native._load.cache_clear()
+        monkeypatch.delenv("CHATREC_NATIVE_ISA")
+        assert native.why_not() == "this CPU has neither AVX512-VNNI nor AVX2 + FMA" and native.isa() == ""
+    finally:
+        native._load.cache_clear()
 
 
 @needs_native
 @pytest.mark.parametrize("n, k, rows", [(96, 256, 1), (37, 70, 3), (1000, 896, 2)])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
-def test_native_kernel_matches_the_weight_only_layer(n, k, rows, dtype):
+def test_native_kernel_matches_the_weight_only_layer(n, k, rows, dtype, native_isa):
     """The native kernel quantises activations per block of 32: within 1e-4 cosine of the exact
     int8-weight product, for shapes that need padding too, in and out in the model's dtype."""
     import torch
@@ -230,7 +263,7 @@ def test_native_kernel_is_safe_to_call_from_parallel_turns():
 
 
 @needs_native
-def test_vnni_backend_decodes_like_the_weight_only_one(tiny_model_dir):
+def test_native_backend_decodes_like_the_weight_only_one(tiny_model_dir):
     """A decoding step (one token through every layer) with the native kernel gives the logits of
     torch's int8 kernel up to the activation rounding, and the backend streams with it."""
     import torch
@@ -238,13 +271,13 @@ def test_vnni_backend_decodes_like_the_weight_only_one(tiny_model_dir):
     from chatrec.backends.local import TransformersBackend
 
     logits = {}
-    for mode in ("int8", "vnni"):
+    for mode in ("int8", "native"):
         b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize=mode)
         assert b.quantize == mode
         ids = b.encode([{"role": "user", "content": "a wooden train for my toddler"}])["input_ids"]
         with torch.inference_mode():
             logits[mode] = torch.stack([b.model(input_ids=ids[:, i:i + 1]).logits[0, -1].float() for i in range(4)])
-    cos = torch.nn.functional.cosine_similarity(logits["vnni"], logits["int8"], dim=1)
+    cos = torch.nn.functional.cosine_similarity(logits["native"], logits["int8"], dim=1)
     assert (cos > 0.999).all(), cos
     reply = "".join(b.stream([{"role": "user", "content": "hello"}], GenerationOptions(max_new_tokens=8)))
     assert reply.strip()
@@ -271,7 +304,7 @@ def _random_decoder(kind: str, seed: int = 0):
 
 @needs_native
 @pytest.mark.parametrize("kind, prompt", [("llama", 300), ("qwen2", 300), ("llama", 2), ("qwen2", 3)])
-def test_native_layers_decode_like_transformers_layers(kind, prompt):
+def test_native_layers_decode_like_transformers_layers(kind, prompt, native_isa):
     """A one-token step through the fused native layers (norms, RoPE, grouped-query attention over
     the cache, SiLU MLP) gives transformers' logits for the same int8 weights, and appends the same
     keys and values to the conversation's cache (short prompts: every cached position matters)."""
@@ -344,10 +377,11 @@ def test_models_the_native_layers_cannot_run_say_why(tiny_model_dir, monkeypatch
     assert fused_decode.why_not(torch, plain) == "activation 'gelu'"
     b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="int8")
     assert not b.fused_layers and fused_decode.why_not(torch, b.model) == "layers not quantised for the native kernel"
-    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")
+    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")  # the mode's older name
+    assert b.quantize == "native"
     assert b.fused_layers  # the tiny Llama qualifies: sizes 64/128, heads of 16
     monkeypatch.setenv("CHATREC_NATIVE_LAYERS", "0")
-    assert not TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni").fused_layers
+    assert not TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="native").fused_layers
 
 
 @needs_native
@@ -356,7 +390,7 @@ def test_native_layers_stream_follow_up_turns_from_the_prefix_cache(tiny_model_d
     reuses it and streams."""
     from chatrec.backends.local import TransformersBackend
 
-    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")
+    b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="native")
     assert b.fused_layers
     first = "".join(b.stream(conversation("")[:2], GREEDY))
     assert first
@@ -423,7 +457,7 @@ def test_cold_prompts_and_padded_batches_keep_transformers_attention(monkeypatch
         assert torch.equal(model(ids[:1]).logits, plain[1])
 
 
-def test_vnni_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
+def test_native_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
     from chatrec.backends import native
     from chatrec.backends.local import TransformersBackend
 
@@ -432,7 +466,7 @@ def test_vnni_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
     try:
         assert not native.available() and "CHATREC_NATIVE=0" in native.why_not()
         with pytest.raises(ModelLoadError, match="needs the native int8 kernel.*use --quantize int8"):
-            TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="vnni")
+            TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize="native")
     finally:
         monkeypatch.delenv("CHATREC_NATIVE")
         native._load.cache_clear()
@@ -441,8 +475,8 @@ def test_vnni_without_the_kernel_says_what_to_do(tiny_model_dir, monkeypatch):
 def test_a_broken_compiler_leaves_torch_kernels(tmp_path, monkeypatch):
     from chatrec.backends import native
 
-    if not native.cpu_has_vnni():
-        pytest.skip("the build is only tried on CPUs with AVX512-VNNI")
+    if native.pick_isa()[0] is None:
+        pytest.skip("the build is only tried on CPUs with AVX512-VNNI or AVX2")
     fake = tmp_path / "cc"
     fake.write_text("#!/bin/sh\necho 'cc: internal compiler error' >&2\nexit 1\n")
     fake.chmod(0o755)
@@ -485,10 +519,10 @@ def test_bytes_per_token_count_what_decoding_reads(tiny_model_dir):
     from chatrec.backends.local import TransformersBackend, weight_bytes_per_token
 
     sizes = {}
-    modes = ("none", "int8", "vnni") if native.available() else ("none", "int8")
+    modes = ("none", "int8", "native") if native.available() else ("none", "int8")
     for mode in modes:
         b = TransformersBackend(str(tiny_model_dir), dtype="bfloat16", quantize=mode)
         sizes[mode] = weight_bytes_per_token(b.model)
     assert 0.45 < sizes["int8"] / sizes["none"] < 0.6
-    if "vnni" in sizes:  # padding to 16 rows / 32 inputs and float32 scales: a few percent at most here
-        assert 1.0 <= sizes["vnni"] / sizes["int8"] < 1.1
+    if "native" in sizes:  # padding to 16-32 rows / 32 inputs and float32 scales: a few percent at most here
+        assert 1.0 <= sizes["native"] / sizes["int8"] < 1.1

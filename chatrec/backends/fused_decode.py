@@ -17,6 +17,7 @@ sizes. Otherwise it returns why not and the model keeps transformers' layers.
 from __future__ import annotations
 
 import ctypes
+import inspect
 
 from . import native
 
@@ -96,6 +97,7 @@ class FusedDecoder:
         self.torch, self.model, self.inner = torch, model, model.model
         self._cache_types, self._output = (DynamicCache, DynamicLayer), BaseModelOutputWithPast
         self.lib = native.library()
+        self.cache_arg = "past_key_values"  # the name transformers gives the cache: set by install()
         cfg = model.config
         self.dtype = next(model.parameters()).dtype
         heads, kv_heads, head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, _head_dim(cfg)
@@ -155,7 +157,7 @@ class FusedDecoder:
             if lib.layer_attn_out(layer, dims, hp, qp, keys.data_ptr(), values.data_ptr(), keys.shape[-2]) != 0:
                 raise MemoryError("layer_attn_out could not allocate its scratch buffers")
         hidden = self.inner.norm(h.to(self.dtype).reshape(1, 1, -1))
-        return self._output(last_hidden_state=hidden, past_key_values=cache)
+        return self._output(last_hidden_state=hidden, **{self.cache_arg: cache})
 
 
 def install(torch, model) -> str:
@@ -166,14 +168,17 @@ def install(torch, model) -> str:
     fused = FusedDecoder(torch, model)
     inner = model.model
     original = inner.forward
+    # the decoder stack's cache argument (and its output's field): ``past_key_values`` in earlier
+    # transformers 5 releases, ``cache`` in later ones
+    cache_arg = fused.cache_arg = "cache" if "cache" in inspect.signature(original).parameters else "past_key_values"
 
-    def forward(input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                inputs_embeds=None, use_cache=None, **kwargs):
-        if fused.eligible(input_ids, inputs_embeds, attention_mask, past_key_values, use_cache, kwargs):
-            return fused.step(input_ids, inputs_embeds, position_ids, past_key_values)
+    def forward(input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, use_cache=None,
+                **kwargs):
+        cache = kwargs.pop(cache_arg, None)
+        if fused.eligible(input_ids, inputs_embeds, attention_mask, cache, use_cache, kwargs):
+            return fused.step(input_ids, inputs_embeds, position_ids, cache)
         return original(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                        past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                        **kwargs)
+                        inputs_embeds=inputs_embeds, use_cache=use_cache, **{cache_arg: cache}, **kwargs)
 
     inner.forward = forward
     model._chatrec_fused = fused

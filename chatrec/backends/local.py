@@ -16,7 +16,8 @@ Speed on a CPU (numbers from ``python -m chatrec bench``):
 - ``quantize="int8"`` stores every linear layer (and the output head) as int8 with a per-row
   scale: decoding reads half the bytes (``_weight_int8pack_mm``); prefill runs the dense bf16
   kernel on the int8 values and scales the output;
-- ``quantize="vnni"`` (what ``auto`` picks on CPUs with AVX512-VNNI and a C compiler): the same
+- ``quantize="native"`` (what ``auto`` picks for big models on x86 CPUs with AVX512-VNNI or AVX2 +
+  FMA and a C compiler; ``vnni`` is its older name): the same
   int8 weights, but decoding runs ``native.py``'s kernel, which quantises each token's activations
   in blocks of 32 (cosine >= 0.9999 to the weight-only product) and streams the weights near the
   memory's speed; prefill as for ``int8``. For Llama/Qwen2-style models each one-token step then
@@ -33,6 +34,7 @@ layers remove the same dispatch overhead without it) and speculative decoding.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -140,13 +142,18 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def _int8_pays_off(torch, model, device: str) -> bool:
-    """int8 on a CPU with native bf16 for models big enough that reading weights dominates a step
-    (measured: 2x faster decoding for the 0.5B shape); tiny models and GPUs keep their dtype."""
+    """int8 on a CPU for models big enough that reading weights dominates a step, where a fast int8
+    kernel exists: the native one (any dtype), or torch's under bf16 (measured: 2x faster decoding for
+    the 0.5B shape; on float32 without the native kernel torch's int8 path is no faster). Tiny models
+    and GPUs keep their dtype."""
     big = sum(p.numel() for p in model.parameters()) >= 100_000_000
-    return big and not device.startswith("cuda") and next(model.parameters()).dtype == torch.bfloat16
+    if not big or device.startswith("cuda"):
+        return False
+    return native.available() or next(model.parameters()).dtype == torch.bfloat16
 
 
-QUANTIZE_MODES = ("auto", "none", "int8", "vnni", "w8a8")
+QUANTIZE_MODES = ("auto", "none", "int8", "native", "w8a8")
+QUANTIZE_ALIASES = {"vnni": "native"}  # the native mode's name while it ran on AVX512-VNNI only
 
 
 def quantize_int8(torch, model, activations: bool = False, native_kernel: bool = False) -> None:
@@ -156,7 +163,7 @@ def quantize_int8(torch, model, activations: bool = False, native_kernel: bool =
     ``activations=True`` (``w8a8``): decoding steps also quantise each token's activations to 8 bits
     on the fly and run FBGEMM's int8 x int8 kernel, which is much faster on x86 CPUs; prefill stays
     weight-only. Activation quantisation can cost quality on models with outlier activations.
-    ``native_kernel=True`` (``vnni``): decoding steps run ``native.Q8Matrix`` (8-bit activations with a scale
+    ``native_kernel=True`` (``native``): decoding steps run ``native.Q8Matrix`` (8-bit activations with a scale
     per block of 32 values, so outliers stay local to their block); prefill as weight-only."""
     reduce_range = not _cpu_has_vnni()
     linears = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)]
@@ -224,7 +231,7 @@ def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = 
 def weight_bytes_per_token(model) -> int:
     """Bytes of weights one decoding step reads: every parameter and buffer except embedding tables
     (a step reads one row of those), counting a tied output head once. (w8a8 decoding reads FBGEMM's
-    packed copy of the int8 weights instead of the buffer: the same number of bytes; ``vnni`` reads the
+    packed copy of the int8 weights instead of the buffer: the same number of bytes; ``native`` reads the
     native kernel's packed copy, counted as its own bytes with its float32 scales and bias.)"""
     import torch
 
@@ -300,26 +307,31 @@ class TransformersBackend:
         if not self.device.startswith("cuda"):
             self.model.to(self.device)
         self.model.eval()
+        quantize = QUANTIZE_ALIASES.get(quantize, quantize)
         if quantize == "auto":
             quantize = "none"
             if _int8_pays_off(self.torch, self.model, self.device):
-                quantize = "vnni" if native.available() else "int8"
+                quantize = "native" if native.available() else "int8"
                 if quantize == "int8":
                     log.info("int8 decoding with torch's kernels: the native one is unavailable (%s)", native.why_not())
-        if quantize in ("int8", "w8a8", "vnni"):
+        if quantize in ("int8", "w8a8", "native"):
             if self.device.startswith("cuda"):
                 raise ModelLoadError(f"{quantize} quantisation is a CPU path; on a GPU use dtype bfloat16")
             if quantize == "w8a8" and "fbgemm" not in self.torch.backends.quantized.supported_engines:
                 raise ModelLoadError("w8a8 needs torch's FBGEMM engine (x86 CPUs); use --quantize int8")
-            if quantize == "vnni" and not native.available():
-                raise ModelLoadError(f"--quantize vnni needs the native int8 kernel: {native.why_not()}; "
+            if quantize == "native" and not native.available():
+                raise ModelLoadError(f"--quantize native needs the native int8 kernel: {native.why_not()}; "
                                      "use --quantize int8")
-            quantize_int8(self.torch, self.model, activations=quantize == "w8a8", native_kernel=quantize == "vnni")
+            quantize_int8(self.torch, self.model, activations=quantize == "w8a8", native_kernel=quantize == "native")
         elif quantize != "none":
             raise ModelLoadError(f"unknown quantisation {quantize!r}: use one of {', '.join(QUANTIZE_MODES)}")
-        self.fused_layers = quantize == "vnni" and self._fuse_layers()
+        self.fused_layers = quantize == "native" and self._fuse_layers()
         self.split_attention = split_attention.install(self.model)  # CPU + sdpa: a follow-up's prompt, faster
-        self.quantize = quantize  # as resolved: "none", "int8", "vnni" or "w8a8"
+        self.quantize = quantize  # as resolved: "none", "int8", "native" or "w8a8"
+        # generate's cache argument: ``past_key_values`` in earlier transformers 5 releases, ``cache`` in
+        # later ones (the model's own forward says which; there the old name warns that it is deprecated)
+        forward = inspect.signature(type(self.model).forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     def _fuse_layers(self) -> bool:
@@ -400,8 +412,8 @@ class TransformersBackend:
             if seed is not None:
                 self.torch.manual_seed(seed)
             with self.torch.inference_mode():
-                out = self.model.generate(**kwargs, past_key_values=cache, return_dict_in_generate=True)
-            cache = out.past_key_values
+                out = self.model.generate(**kwargs, **{self._cache_arg: cache}, return_dict_in_generate=True)
+            cache = out["cache"] if "cache" in out else out.get("past_key_values")
             held = cache.get_seq_length() if cache is not None else 0
             if held:  # the last sampled token was never fed to the model, so the cache ends before it
                 self.cache.put(out.sequences[0][:held].tolist(), cache)

@@ -1,12 +1,14 @@
 """The int8 decoding kernel in ``native.c``: built with the system C compiler on first use, loaded
-with ctypes, used by the local backend on CPUs with AVX512-VNNI (``quantize="vnni"``, chosen by
-``auto`` when available).
+with ctypes, used by the local backend on x86 CPUs with AVX512-VNNI or with AVX2 + FMA
+(``quantize="native"``, chosen by ``auto`` when available; ``vnni`` is its older name).
 
 Why a kernel of our own: on a 2-core CPU torch's int8 paths read the weights of a decoding step at
 about a third of the memory's speed (``_weight_int8pack_mm`` ~10 GB/s, FBGEMM ~14 GB/s against
 ~35 GB/s measured); this one streams them near it. No kept library offers that inside a
-transformers model on CPU. Everything degrades to torch's kernels: no compiler, no VNNI, a failed
-build or ``CHATREC_NATIVE=0`` -> ``available()`` is False with the reason in ``why_not()``.
+transformers model on CPU. One C source holds both instruction sets; the build takes the best one
+the CPU has (``CHATREC_NATIVE_ISA=avx2`` asks for the AVX2 one on an AVX512 CPU, to compare them).
+Everything degrades to torch's kernels: no compiler, neither instruction set, a failed build or
+``CHATREC_NATIVE=0`` -> ``available()`` is False with the reason in ``why_not()``.
 """
 from __future__ import annotations
 
@@ -23,8 +25,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native.c")
-FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-fopenmp", "-shared", "-fPIC"]
-GROUP = 16  # rows per packed group (one 512-bit register of int32 sums)
+COMMON_FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC"]
+# instruction set -> (the /proc/cpuinfo flags it needs, the compiler flags that select it), best first
+ISAS: dict[str, tuple[frozenset[str], list[str]]] = {
+    "avx512vnni": (frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}),
+                   ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]),
+    "avx2": (frozenset({"avx2", "fma"}), ["-mavx2", "-mfma"]),
+}
 BLOCK = 32  # activation values per quantisation scale
 
 
@@ -33,31 +40,52 @@ def cache_dir() -> Path:
     return Path(base) / "chatrec" / "native"
 
 
-def cpu_has_vnni() -> bool:
+def _cpu_flags() -> set[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+        return set(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split())
     except OSError:
-        return False
-    return {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= set(flags)
+        return set()
+
+
+def cpu_has_vnni() -> bool:
+    return ISAS["avx512vnni"][0] <= _cpu_flags()
+
+
+def pick_isa() -> tuple[str | None, str]:
+    """The instruction set to build for (``CHATREC_NATIVE_ISA`` or the best the CPU has), or None and why."""
+    flags = _cpu_flags()
+    wanted = os.environ.get("CHATREC_NATIVE_ISA", "").strip().lower()
+    if wanted:
+        if wanted not in ISAS:
+            return None, f"CHATREC_NATIVE_ISA={wanted!r} is not one of {', '.join(ISAS)}"
+        if not ISAS[wanted][0] <= flags:
+            return None, f"CHATREC_NATIVE_ISA={wanted}: this CPU lacks {', '.join(sorted(ISAS[wanted][0] - flags))}"
+        return wanted, ""
+    for name, (needs, _) in ISAS.items():
+        if needs <= flags:
+            return name, ""
+    return None, "this CPU has neither AVX512-VNNI nor AVX2 + FMA"
 
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[ctypes.CDLL | None, str]:
     if os.environ.get("CHATREC_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
         return None, "switched off by CHATREC_NATIVE=0"
-    if not cpu_has_vnni():
-        return None, "this CPU has no AVX512-VNNI"
+    isa, reason = pick_isa()
+    if isa is None:
+        return None, reason
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler or not shutil.which(compiler):
         return None, "no C compiler found (install gcc, or set CC)"
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    target = cache_dir() / f"native-{digest}.so"
+    flags = COMMON_FLAGS + ISAS[isa][1]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    target = cache_dir() / f"native-{isa}-{digest}.so"
     if not target.exists():
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 built = Path(tmp) / target.name
-                run = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built), "-lm"],
+                run = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built), "-lm"],
                                      capture_output=True, text=True, timeout=120)
                 if run.returncode != 0:
                     return None, f"building {SOURCE.name} failed: {run.stderr.strip()[-300:]}"
@@ -75,6 +103,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.layer_attn_in.restype = i
     lib.layer_attn_out.argtypes = [p, p, p, p, p, p, i]
     lib.layer_attn_out.restype = i
+    lib.q8_isa.restype = ctypes.c_char_p
     return lib, ""
 
 
@@ -84,6 +113,12 @@ def available() -> bool:
 
 def why_not() -> str:
     return _load()[1]
+
+
+def isa() -> str:
+    """The instruction set of the loaded kernel ("avx512vnni" or "avx2"), "" when there is none."""
+    lib = _load()[0]
+    return lib.q8_isa().decode() if lib is not None else ""
 
 
 def library() -> ctypes.CDLL:
@@ -102,12 +137,17 @@ class Q8Matrix:
             raise RuntimeError(f"native int8 kernel unavailable: {reason}")
         self.torch, self.lib = torch, lib
         n, k = weight_int8.shape
+        group, sub, offset = lib.q8_group_rows(), lib.q8_sub_rows(), lib.q8_weight_offset()  # this build's layout
         self.out_features, self.in_features = n, k
-        self.n_pad, self.k_pad = -(-n // GROUP) * GROUP, -(-k // BLOCK) * BLOCK
+        self.n_pad, self.k_pad = -(-n // group) * group, -(-k // BLOCK) * BLOCK
         w = torch.zeros(self.n_pad, self.k_pad, dtype=torch.int16)
         w[:n, :k] = weight_int8.to(torch.int16)
-        w = (w + 128).to(torch.uint8)  # VPDPBUSD multiplies unsigned weights by signed activations
-        self.packed = w.view(self.n_pad // GROUP, GROUP, self.k_pad // 4, 4).permute(0, 2, 1, 3).contiguous()
+        # VPDPBUSD (AVX512-VNNI) multiplies unsigned weights by signed activations: stored +128;
+        # the AVX2 kernel takes them signed, in [-127, 127] as quantised
+        w = (w + offset).to(torch.uint8 if offset else torch.int8)
+        # (group, sub-group, row, block, quad, byte) -> (group, block, quad, sub-group, row, byte): native.c's layout
+        w = w.view(self.n_pad // group, group // sub, sub, self.k_pad // BLOCK, BLOCK // 4, 4)
+        self.packed = w.permute(0, 3, 4, 1, 2, 5).contiguous()
         self.scales = torch.zeros(self.n_pad, dtype=torch.float32)
         self.scales[:n] = scales.float()
         self.bias = None
