@@ -216,7 +216,7 @@ def test_an_instruction_set_the_cpu_lacks_is_refused_with_the_reason(monkeypatch
 
 
 @needs_native
-@pytest.mark.parametrize("n, k, rows", [(96, 256, 1), (37, 70, 3), (1000, 896, 2)])
+@pytest.mark.parametrize("n, k, rows", [(96, 256, 1), (37, 70, 3), (200, 128, 1), (1000, 896, 2)])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_native_kernel_matches_the_weight_only_layer(n, k, rows, dtype, native_isa):
     """The native kernel quantises activations per block of 32: within 1e-4 cosine of the exact

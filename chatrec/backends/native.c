@@ -330,12 +330,60 @@ static void group32(const int8_t *w, const float *sw, const float *bias, int K, 
     }
 }
 
-/* Groups [g_begin, g_end) of one matrix (c is 0 here: the weights carry no offset). */
+/* Two groups in lockstep: two weight streams in flight per thread. Measured on this AVX2 host (one
+ * process per variant, alternated three times, 5 x 16 one-token steps of the 0.5B shape each; ratio =
+ * bytes per step / fastest step / the bandwidth probe just before): median 0.834, 0.71, 0.781 against
+ * 0.702, 0.652, 0.63 with one stream (means over all 15: 0.786 against 0.714). */
+static void group32x2(const int8_t *wa, const int8_t *wb2, const float *sw, const float *bias, int K,
+                      const int8_t *xq, const float *sx, void *y, int y_bf16, int na, int nb) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f[8];
+    for (int r = 0; r < 8; r++) f[r] = _mm256_setzero_ps();
+    for (int b = 0; b < K / 32; b++) {
+        const int8_t *pa = wa + (size_t)b * 1024, *pb = wb2 + (size_t)b * 1024;
+        const int32_t *xb = (const int32_t *)(xq + 32 * b);
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int j = 0; j < 8; j++) {
+            const __m256i xv = _mm256_set1_epi32(xb[j]);
+            const __m256i ax = _mm256_sign_epi8(xv, xv);
+            const __m256i *ja = (const __m256i *)(pa + 128 * j), *jb = (const __m256i *)(pb + 128 * j);
+#define Q8_ACC(a, p, r) a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16( \
+                         ax, _mm256_sign_epi8(_mm256_loadu_si256(p + r), xv)), ones))
+            Q8_ACC(a0, ja, 0); Q8_ACC(a4, jb, 0); Q8_ACC(a1, ja, 1); Q8_ACC(a5, jb, 1);
+            Q8_ACC(a2, ja, 2); Q8_ACC(a6, jb, 2); Q8_ACC(a3, ja, 3); Q8_ACC(a7, jb, 3);
+#undef Q8_ACC
+        }
+        const __m256 s = _mm256_set1_ps(sx[b]);
+        f[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), s, f[0]);
+        f[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s, f[1]);
+        f[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a2), s, f[2]);
+        f[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a3), s, f[3]);
+        f[4] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a4), s, f[4]);
+        f[5] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a5), s, f[5]);
+        f[6] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a6), s, f[6]);
+        f[7] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a7), s, f[7]);
+    }
+    for (int r = 0; r < 8; r++) {
+        const int n = (r < 4 ? na : nb) + 8 * (r & 3);
+        __m256 v = _mm256_mul_ps(f[r], _mm256_loadu_ps(sw + n));
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
+        store8(y, y_bf16, n, v);
+    }
+}
+
+/* Groups [g_begin, g_end) of one matrix, the first half beside the second; c is 0 here (the weights
+ * carry no offset). */
 static void group_range(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
                         const float *sx, float c, void *y, int y_bf16, int g_begin, int g_end) {
     (void)c;
-    for (int g = g_begin; g < g_end; g++)
-        group32((const int8_t *)wp + (size_t)g * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * g);
+    const int8_t *w = (const int8_t *)wp;
+    const int half = (g_end - g_begin) / 2, mid = g_begin + half;
+    for (int i = 0; i < half; i++) {
+        const int ga = g_begin + i, gb = mid + i;
+        group32x2(w + (size_t)ga * 32 * K, w + (size_t)gb * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * ga, 32 * gb);
+    }
+    for (int g = mid + half; g < g_end; g++)
+        group32(w + (size_t)g * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * g);
 }
 
 /* exp for 8 floats: as exp16 above, with 2^n built in the exponent bits (AVX2 has no scalef) */
