@@ -292,48 +292,16 @@ static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx)
     return 0.0f;
 }
 
-/* One group of 32 rows (four 8-row sub-groups, interleaved so that a thread reads its weights as one
- * sequential stream: per block of 32 inputs, 1 KiB = 8 k-quads x 4 sub-groups x 8 rows x 4 bytes).
- * Measured on this AVX2 host (an EPYC whose memory read 13-24 GB/s from minute to minute, so only
- * large differences show): the products run at the same speed with the arithmetic taken out (loads
- * and adds only: 0.68 of the bandwidth probe against 0.66), so the kernel is bound by memory, not by
- * VPMADDUBSW; software prefetching 2-64 KiB ahead was within that noise and is left out. */
-static void group32(const int8_t *w, const float *sw, const float *bias, int K, const int8_t *xq,
-                    const float *sx, void *y, int y_bf16, int n0) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
-    for (int b = 0; b < K / 32; b++) {
-        const int8_t *wb = w + (size_t)b * 1024;
-        const int32_t *xb = (const int32_t *)(xq + 32 * b);
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (int j = 0; j < 8; j++) {
-            const __m256i xv = _mm256_set1_epi32(xb[j]);
-            const __m256i ax = _mm256_sign_epi8(xv, xv); /* |x|, as unsigned bytes */
-            const __m256i *wj = (const __m256i *)(wb + 128 * j);
-#define Q8_ACC(a, r) a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16( \
-                         ax, _mm256_sign_epi8(_mm256_loadu_si256(wj + r), xv)), ones))
-            Q8_ACC(a0, 0); Q8_ACC(a1, 1); Q8_ACC(a2, 2); Q8_ACC(a3, 3);
-#undef Q8_ACC
-        }
-        const __m256 s = _mm256_set1_ps(sx[b]);
-        f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), s, f0);
-        f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s, f1);
-        f2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a2), s, f2);
-        f3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a3), s, f3);
-    }
-    const __m256 f[4] = {f0, f1, f2, f3};
-    for (int r = 0; r < 4; r++) {
-        const int n = n0 + 8 * r;
-        __m256 v = _mm256_mul_ps(f[r], _mm256_loadu_ps(sw + n));
-        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
-        store8(y, y_bf16, n, v);
-    }
-}
-
-/* Two groups in lockstep: two weight streams in flight per thread. Measured on this AVX2 host (one
- * process per variant, alternated three times, 5 x 16 one-token steps of the 0.5B shape each; ratio =
- * bytes per step / fastest step / the bandwidth probe just before): median 0.834, 0.71, 0.781 against
- * 0.702, 0.652, 0.63 with one stream (means over all 15: 0.786 against 0.714). */
+/* Two groups of 32 rows each (a group: four 8-row sub-groups, interleaved so that its weights are
+ * one sequential stream: per block of 32 inputs, 1 KiB = 8 k-quads x 4 sub-groups x 8 rows x 4
+ * bytes), in lockstep: two weight streams in flight per thread.
+ * Measured on this AVX2 host, an EPYC whose memory read 13-24 GB/s from minute to minute (so only
+ * large differences show), with one process per variant, alternated three times, 5 x 16 one-token
+ * steps of the 0.5B shape each, ratio = bytes per step / fastest step / the bandwidth probe just
+ * before: two streams median 0.834, 0.71, 0.781 against 0.702, 0.652, 0.63 for one (means over all
+ * 15: 0.786 against 0.714). With one stream the products ran as fast with the arithmetic taken out
+ * (loads and adds only: 0.68 of the probe against 0.66): bound by memory, not by VPMADDUBSW; software
+ * prefetching 2-64 KiB ahead was within the noise and is left out. */
 static void group32x2(const int8_t *wa, const int8_t *wb2, const float *sw, const float *bias, int K,
                       const int8_t *xq, const float *sx, void *y, int y_bf16, int na, int nb) {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -382,8 +350,8 @@ static void group_range(const uint8_t *wp, const float *sw, const float *bias, i
         const int ga = g_begin + i, gb = mid + i;
         group32x2(w + (size_t)ga * 32 * K, w + (size_t)gb * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * ga, 32 * gb);
     }
-    for (int g = mid + half; g < g_end; g++)
-        group32(w + (size_t)g * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * g);
+    for (int g = mid + half; g < g_end; g++) /* an odd one out: the same group as both streams */
+        group32x2(w + (size_t)g * 32 * K, w + (size_t)g * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * g, 32 * g);
 }
 
 /* exp for 8 floats: as exp16 above, with 2^n built in the exponent bits (AVX2 has no scalef) */

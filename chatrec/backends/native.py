@@ -47,10 +47,6 @@ def _cpu_flags() -> set[str]:
         return set()
 
 
-def cpu_has_vnni() -> bool:
-    return ISAS["avx512vnni"][0] <= _cpu_flags()
-
-
 def pick_isa() -> tuple[str | None, str]:
     """The instruction set to build for (``CHATREC_NATIVE_ISA`` or the best the CPU has), or None and why."""
     flags = _cpu_flags()
