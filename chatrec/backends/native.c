@@ -488,7 +488,7 @@ int q8_matmul(const uint8_t *wp, const float *sw, const float *bias, int N, int 
  * The residual stream h stays float32 across layers (transformers rounds it to bf16 after every
  * layer; this is at least as exact). Shapes: D hidden, I intermediate, nh query heads of hd, nkv
  * key/value heads (grouped-query attention: query head i reads kv head i / (nh / nkv)).
- * Every matrix is unpadded (N a multiple of 16, K of 32; hd a multiple of 16) -- the Python side checks. */
+ * Every matrix is unpadded (N a multiple of GROUP, K of 32; hd a multiple of 16) -- the Python side checks. */
 
 typedef struct {
     const uint8_t *wp;
