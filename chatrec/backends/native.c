@@ -292,66 +292,72 @@ static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx)
     return 0.0f;
 }
 
-/* Two groups of 32 rows each (a group: four 8-row sub-groups, interleaved so that its weights are
+/* Four groups of 32 rows each (a group: four 8-row sub-groups, interleaved so that its weights are
  * one sequential stream: per block of 32 inputs, 1 KiB = 8 k-quads x 4 sub-groups x 8 rows x 4
- * bytes), in lockstep: two weight streams in flight per thread.
+ * bytes), in lockstep: four weight streams in flight per thread (16 accumulators: some live on the
+ * stack, which costs less than the memory waits the extra streams hide).
  * Measured on this AVX2 host, an EPYC whose memory read 13-24 GB/s from minute to minute (so only
- * large differences show), with one process per variant, alternated three times, 5 x 16 one-token
- * steps of the 0.5B shape each, ratio = bytes per step / fastest step / the bandwidth probe just
- * before: two streams median 0.834, 0.71, 0.781 against 0.702, 0.652, 0.63 for one (means over all
- * 15: 0.786 against 0.714). With one stream the products ran as fast with the arithmetic taken out
- * (loads and adds only: 0.68 of the probe against 0.66): bound by memory, not by VPMADDUBSW; software
- * prefetching 2-64 KiB ahead was within the noise and is left out. */
-static void group32x2(const int8_t *wa, const int8_t *wb2, const float *sw, const float *bias, int K,
-                      const int8_t *xq, const float *sx, void *y, int y_bf16, int na, int nb) {
+ * large differences show), with one process per variant, alternated, 5 x 16 one-token steps of the
+ * 0.5B shape each, ratio = bytes per step / fastest step / the bandwidth probe just before (mean of
+ * all steps-sets): one stream per thread 0.714, two 0.786 (three rounds); two 0.758, four 0.831 (five
+ * rounds, four ahead or level in each). With one stream the products ran as fast with the arithmetic
+ * taken out (loads and adds only: 0.68 of the probe against 0.66): bound by memory, not by
+ * VPMADDUBSW; software prefetching 2-64 KiB ahead was within the noise and is left out. */
+static void group32x4(const int8_t *const *wg, const float *sw, const float *bias, int K,
+                      const int8_t *xq, const float *sx, void *y, int y_bf16, const int *n0) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 f[8];
-    for (int r = 0; r < 8; r++) f[r] = _mm256_setzero_ps();
+    __m256 f[16];
+    for (int r = 0; r < 16; r++) f[r] = _mm256_setzero_ps();
     for (int b = 0; b < K / 32; b++) {
-        const int8_t *pa = wa + (size_t)b * 1024, *pb = wb2 + (size_t)b * 1024;
         const int32_t *xb = (const int32_t *)(xq + 32 * b);
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        __m256i a[16];
+        for (int r = 0; r < 16; r++) a[r] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
             const __m256i xv = _mm256_set1_epi32(xb[j]);
             const __m256i ax = _mm256_sign_epi8(xv, xv);
-            const __m256i *ja = (const __m256i *)(pa + 128 * j), *jb = (const __m256i *)(pb + 128 * j);
-#define Q8_ACC(a, p, r) a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16( \
-                         ax, _mm256_sign_epi8(_mm256_loadu_si256(p + r), xv)), ones))
-            Q8_ACC(a0, ja, 0); Q8_ACC(a4, jb, 0); Q8_ACC(a1, ja, 1); Q8_ACC(a5, jb, 1);
-            Q8_ACC(a2, ja, 2); Q8_ACC(a6, jb, 2); Q8_ACC(a3, ja, 3); Q8_ACC(a7, jb, 3);
-#undef Q8_ACC
+            for (int r = 0; r < 16; r++) {
+                const __m256i *p = (const __m256i *)(wg[r >> 2] + (size_t)b * 1024 + 128 * j) + (r & 3);
+                a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(
+                           ax, _mm256_sign_epi8(_mm256_loadu_si256(p), xv)), ones));
+            }
         }
         const __m256 s = _mm256_set1_ps(sx[b]);
-        f[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), s, f[0]);
-        f[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s, f[1]);
-        f[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a2), s, f[2]);
-        f[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a3), s, f[3]);
-        f[4] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a4), s, f[4]);
-        f[5] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a5), s, f[5]);
-        f[6] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a6), s, f[6]);
-        f[7] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a7), s, f[7]);
+        for (int r = 0; r < 16; r++) f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r]), s, f[r]);
     }
-    for (int r = 0; r < 8; r++) {
-        const int n = (r < 4 ? na : nb) + 8 * (r & 3);
+    for (int r = 0; r < 16; r++) {
+        const int n = n0[r >> 2] + 8 * (r & 3);
         __m256 v = _mm256_mul_ps(f[r], _mm256_loadu_ps(sw + n));
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
         store8(y, y_bf16, n, v);
     }
 }
 
-/* Groups [g_begin, g_end) of one matrix, the first half beside the second; c is 0 here (the weights
- * carry no offset). */
+/* Groups [g_begin, g_end) of one matrix, its four quarters side by side; c is 0 here (the weights
+ * carry no offset). The 0-3 groups left over go through the same loop with repeated pointers (the
+ * repeats read cached weights and store the same values again). */
 static void group_range(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
                         const float *sx, float c, void *y, int y_bf16, int g_begin, int g_end) {
     (void)c;
     const int8_t *w = (const int8_t *)wp;
-    const int half = (g_end - g_begin) / 2, mid = g_begin + half;
-    for (int i = 0; i < half; i++) {
-        const int ga = g_begin + i, gb = mid + i;
-        group32x2(w + (size_t)ga * 32 * K, w + (size_t)gb * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * ga, 32 * gb);
+    const int quarter = (g_end - g_begin) / 4, rest = g_begin + 4 * quarter;
+    const int8_t *wg[4];
+    int n0[4];
+    for (int i = 0; i < quarter; i++) {
+        for (int t = 0; t < 4; t++) {
+            const int g = g_begin + t * quarter + i;
+            wg[t] = w + (size_t)g * 32 * K;
+            n0[t] = 32 * g;
+        }
+        group32x4(wg, sw, bias, K, xq, sx, y, y_bf16, n0);
     }
-    for (int g = mid + half; g < g_end; g++) /* an odd one out: the same group as both streams */
-        group32x2(w + (size_t)g * 32 * K, w + (size_t)g * 32 * K, sw, bias, K, xq, sx, y, y_bf16, 32 * g, 32 * g);
+    if (rest < g_end) {
+        for (int t = 0; t < 4; t++) {
+            const int g = rest + t < g_end ? rest + t : g_end - 1;
+            wg[t] = w + (size_t)g * 32 * K;
+            n0[t] = 32 * g;
+        }
+        group32x4(wg, sw, bias, K, xq, sx, y, y_bf16, n0);
+    }
 }
 
 /* exp for 8 floats: as exp16 above, with 2^n built in the exponent bits (AVX2 has no scalef) */
