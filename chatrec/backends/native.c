@@ -232,6 +232,9 @@ static void attend(const float *q, const void *K, const void *V, int S, int hd, 
 /* ==================================== AVX2 + FMA: 8 floats per vector ==================================== */
 #define GROUP 32
 #define SUB 8
+#ifndef STREAMS
+#define STREAMS 4 /* groups each thread reads side by side (see group32xS) */
+#endif
 #define OFFSET 0
 #define ISA "avx2"
 
@@ -292,39 +295,40 @@ static float quantize_row(const void *x, int bf16, int K, int8_t *xq, float *sx)
     return 0.0f;
 }
 
-/* Four groups of 32 rows each (a group: four 8-row sub-groups, interleaved so that its weights are
+/* STREAMS groups of 32 rows each (a group: four 8-row sub-groups, interleaved so that its weights are
  * one sequential stream: per block of 32 inputs, 1 KiB = 8 k-quads x 4 sub-groups x 8 rows x 4
- * bytes), in lockstep: four weight streams in flight per thread (16 accumulators: some live on the
- * stack, which costs less than the memory waits the extra streams hide).
+ * bytes), in lockstep: STREAMS weight streams in flight per thread (4 * STREAMS accumulators: some
+ * live on the stack, which costs less than the memory waits the extra streams hide).
  * Measured on this AVX2 host, an EPYC whose memory read 13-24 GB/s from minute to minute (so only
  * large differences show), with one process per variant, alternated, 5 x 16 one-token steps of the
  * 0.5B shape each, ratio = bytes per step / fastest step / the bandwidth probe just before (mean of
  * all steps-sets): one stream per thread 0.714, two 0.786 (three rounds); two 0.758, four 0.831 (five
- * rounds, four ahead or level in each). With one stream the products ran as fast with the arithmetic
+ * rounds, four ahead or level in each); four 0.857, 0.779, 0.741 (medians) against six 0.652, 0.648,
+ * 0.775 and eight 0.736, 0.534, 0.54 (three rounds: the spills then cost more). With one stream the products ran as fast with the arithmetic
  * taken out (loads and adds only: 0.68 of the probe against 0.66): bound by memory, not by
  * VPMADDUBSW; software prefetching 2-64 KiB ahead was within the noise and is left out. */
-static void group32x4(const int8_t *const *wg, const float *sw, const float *bias, int K,
+static void group32xS(const int8_t *const *wg, const float *sw, const float *bias, int K,
                       const int8_t *xq, const float *sx, void *y, int y_bf16, const int *n0) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 f[16];
-    for (int r = 0; r < 16; r++) f[r] = _mm256_setzero_ps();
+    __m256 f[4 * STREAMS];
+    for (int r = 0; r < 4 * STREAMS; r++) f[r] = _mm256_setzero_ps();
     for (int b = 0; b < K / 32; b++) {
         const int32_t *xb = (const int32_t *)(xq + 32 * b);
-        __m256i a[16];
-        for (int r = 0; r < 16; r++) a[r] = _mm256_setzero_si256();
+        __m256i a[4 * STREAMS];
+        for (int r = 0; r < 4 * STREAMS; r++) a[r] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
             const __m256i xv = _mm256_set1_epi32(xb[j]);
             const __m256i ax = _mm256_sign_epi8(xv, xv);
-            for (int r = 0; r < 16; r++) {
+            for (int r = 0; r < 4 * STREAMS; r++) {
                 const __m256i *p = (const __m256i *)(wg[r >> 2] + (size_t)b * 1024 + 128 * j) + (r & 3);
                 a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(
                            ax, _mm256_sign_epi8(_mm256_loadu_si256(p), xv)), ones));
             }
         }
         const __m256 s = _mm256_set1_ps(sx[b]);
-        for (int r = 0; r < 16; r++) f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r]), s, f[r]);
+        for (int r = 0; r < 4 * STREAMS; r++) f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r]), s, f[r]);
     }
-    for (int r = 0; r < 16; r++) {
+    for (int r = 0; r < 4 * STREAMS; r++) {
         const int n = n0[r >> 2] + 8 * (r & 3);
         __m256 v = _mm256_mul_ps(f[r], _mm256_loadu_ps(sw + n));
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
@@ -332,31 +336,31 @@ static void group32x4(const int8_t *const *wg, const float *sw, const float *bia
     }
 }
 
-/* Groups [g_begin, g_end) of one matrix, its four quarters side by side; c is 0 here (the weights
- * carry no offset). The 0-3 groups left over go through the same loop with repeated pointers (the
+/* Groups [g_begin, g_end) of one matrix in STREAMS equal parts side by side; c is 0 here (the weights
+ * carry no offset). The groups left over go through the same loop with repeated pointers (the
  * repeats read cached weights and store the same values again). */
 static void group_range(const uint8_t *wp, const float *sw, const float *bias, int K, const int8_t *xq,
                         const float *sx, float c, void *y, int y_bf16, int g_begin, int g_end) {
     (void)c;
     const int8_t *w = (const int8_t *)wp;
-    const int quarter = (g_end - g_begin) / 4, rest = g_begin + 4 * quarter;
-    const int8_t *wg[4];
-    int n0[4];
-    for (int i = 0; i < quarter; i++) {
-        for (int t = 0; t < 4; t++) {
-            const int g = g_begin + t * quarter + i;
+    const int part = (g_end - g_begin) / STREAMS, rest = g_begin + STREAMS * part;
+    const int8_t *wg[STREAMS];
+    int n0[STREAMS];
+    for (int i = 0; i < part; i++) {
+        for (int t = 0; t < STREAMS; t++) {
+            const int g = g_begin + t * part + i;
             wg[t] = w + (size_t)g * 32 * K;
             n0[t] = 32 * g;
         }
-        group32x4(wg, sw, bias, K, xq, sx, y, y_bf16, n0);
+        group32xS(wg, sw, bias, K, xq, sx, y, y_bf16, n0);
     }
     if (rest < g_end) {
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < STREAMS; t++) {
             const int g = rest + t < g_end ? rest + t : g_end - 1;
             wg[t] = w + (size_t)g * 32 * K;
             n0[t] = 32 * g;
         }
-        group32x4(wg, sw, bias, K, xq, sx, y, y_bf16, n0);
+        group32xS(wg, sw, bias, K, xq, sx, y, y_bf16, n0);
     }
 }
 
