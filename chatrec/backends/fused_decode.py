@@ -134,6 +134,37 @@ class FusedDecoder:
             return False  # padding (or a prepared mask we cannot read): transformers' layers handle it
         return not self.torch.is_grad_enabled()
 
+    def _append(self, cache, i: int, k, v):
+        """Append this step's k and v to layer ``i`` of the conversation's cache; returns its keys and
+        values (batch 1, heads, S, head_dim; each head's rows contiguous).
+
+        ``DynamicLayer.update`` concatenates: every step copies the whole cache, which at 2,500
+        tokens of history is more bytes than the attention reads. Here the layer's tensors become
+        views of a buffer with room to grow (a quarter more, at least 256 positions) and a step
+        writes one row. transformers' own paths keep working on the views: a prefill concatenates
+        (a new tensor: the next step copies it into a new buffer), ``crop`` slices (the next step
+        writes over the dropped rows)."""
+        layer = cache.layers[i]
+        keys, values = layer.keys, layer.values
+        if not layer.is_initialized or keys is None or keys.numel() == 0 or getattr(cache, "offloading", False):
+            keys, values = cache.update(k, v, i)
+            return (keys, values) if keys.is_contiguous() and values.is_contiguous() else (keys.contiguous(),
+                                                                                           values.contiguous())
+        S = keys.shape[-2]
+        buf = getattr(layer, "_chatrec_room", None)
+        if (buf is None or S >= buf[0].shape[-2] or keys.data_ptr() != buf[0].data_ptr()
+                or values.data_ptr() != buf[1].data_ptr() or keys.stride() != buf[0].stride()
+                or values.stride() != buf[1].stride()):
+            shape = keys.shape[:-2] + (S + max(256, S // 4), keys.shape[-1])
+            buf = keys.new_empty(shape), values.new_empty(shape)
+            buf[0][..., :S, :] = keys
+            buf[1][..., :S, :] = values
+            layer._chatrec_room = buf
+        buf[0][..., S:S + 1, :] = k
+        buf[1][..., S:S + 1, :] = v
+        layer.keys, layer.values = buf[0][..., :S + 1, :], buf[1][..., :S + 1, :]
+        return layer.keys, layer.values
+
     def step(self, input_ids, inputs_embeds, position_ids, cache):
         torch, d = self.torch, self.dims
         embeds = inputs_embeds if inputs_embeds is not None else self.inner.embed_tokens(input_ids)
@@ -151,10 +182,9 @@ class FusedDecoder:
         for i, layer in enumerate(self.layer_ptrs):
             if lib.layer_attn_in(layer, dims, hp, cp, sp, qp, kp, vp) != 0:
                 raise MemoryError("layer_attn_in could not allocate its scratch buffers")
-            keys, values = cache.update(k, v, i)  # copies k and v into the conversation's cache
-            if not (keys.is_contiguous() and values.is_contiguous()):
-                keys, values = keys.contiguous(), values.contiguous()
-            if lib.layer_attn_out(layer, dims, hp, qp, keys.data_ptr(), values.data_ptr(), keys.shape[-2]) != 0:
+            keys, values = self._append(cache, i, k, v)
+            if lib.layer_attn_out(layer, dims, hp, qp, keys.data_ptr(), values.data_ptr(), keys.shape[-2],
+                                  keys.stride(1)) != 0:
                 raise MemoryError("layer_attn_out could not allocate its scratch buffers")
         hidden = self.inner.norm(h.to(self.dtype).reshape(1, 1, -1))
         return self._output(last_hidden_state=hidden, **{self.cache_arg: cache})

@@ -569,10 +569,12 @@ int layer_attn_in(const layer_t *L, const dims_t *d, const float *h, const float
     return 0;
 }
 
-/* h: D floats (updated in place); q: nh*hd floats; K, V: the cache after this step's append,
- * laid out (nkv, S, hd) contiguously in the cache's dtype. Returns 0, or -1 if out of memory. */
+/* h: D floats (updated in place); q: nh*hd floats; K, V: the cache after this step's append, nkv
+ * heads of S rows of hd values each (rows contiguous), one head every head_stride values (S * hd when
+ * the cache holds nothing else; more when it has room to grow), in the cache's dtype.
+ * Returns 0, or -1 if out of memory. */
 int layer_attn_out(const layer_t *L, const dims_t *d, float *h, const float *q, const void *K, const void *V,
-                   int S) {
+                   int S, int head_stride) {
     const int D = d->D, I = d->I, nh = d->nh, hd = d->hd, group = d->nh / d->nkv;
     const int A = nh * hd, widest = (D > I ? D : I) > A ? (D > I ? D : I) : A;
     const size_t es = d->kv_bf16 ? 2 : 4;
@@ -588,7 +590,7 @@ int layer_attn_out(const layer_t *L, const dims_t *d, float *h, const float *q, 
     float *x = attn + A, *g = x + D, *u = g + I, *sx = u + I;
 #pragma omp parallel for schedule(static) num_threads(d->nthreads)
     for (int i = 0; i < nh; i++) {
-        const size_t kv = (size_t)(i / group) * S * hd * es;
+        const size_t kv = (size_t)(i / group) * head_stride * es;
         attend(q + (size_t)i * hd, (const char *)K + kv, (const char *)V + kv, S, hd, d->kv_bf16, d->scale,
                scores + (size_t)i * S, attn + (size_t)i * hd);
     }

@@ -97,7 +97,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.q8_matmul.restype = i
     lib.layer_attn_in.argtypes = [p, p, p, p, p, p, p, p]
     lib.layer_attn_in.restype = i
-    lib.layer_attn_out.argtypes = [p, p, p, p, p, p, i]
+    lib.layer_attn_out.argtypes = [p, p, p, p, p, p, i, i]
     lib.layer_attn_out.restype = i
     lib.q8_isa.restype = ctypes.c_char_p
     return lib, ""
