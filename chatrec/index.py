@@ -37,13 +37,14 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 64
 QUERY_CACHE_SIZE = 4096
-# Above this many items ``scores`` reads a float16 copy of the vectors through torch's fp16
-# matrix-vector kernel (fp32 accumulation, max error ~1e-4 on unit vectors): half the bytes of
-# float32 and, measured at 100k x 384 on 2 cores, 3-6x faster than numpy's float32 product.
-# Below it the float32 product takes a couple of milliseconds and results stay bit-exact.
-# The product runs on one thread: it is memory-bound (100k x 384: 4.7 ms on one thread, 3.0 ms on
-# two), and after a two-thread product torch's OpenMP workers spin for ~10 ms of CPU waiting for
-# more work, which a busy machine takes from the rest of the turn (17 ms of CPU per call, not 4.7).
+# Above this many items ``scores`` reads a float16 copy of the vectors (fp32 accumulation, max error
+# ~1e-4 on unit vectors): half the bytes of float32. The product is memory-bound, so it runs on one
+# thread: after a two-thread product torch's OpenMP workers spin for ~10 ms of CPU waiting for more
+# work, which a busy machine takes from the rest of the turn. On x86 the native library's
+# ``f16_scores`` streams the copy at one core's memory speed; torch's fp16 kernel is the fallback, and
+# its speed depends on the CPU (100k x 384, one thread: 4.7 ms on an AMD EPYC, 19.7 ms on an Intel
+# Xeon with AVX512-FP16, where ``f16_scores`` takes 8-12 ms and numpy's float32 product 18 ms).
+# Below the threshold the float32 product takes a couple of milliseconds and results stay bit-exact.
 HALF_SCORES_MIN_ITEMS = 20_000
 
 
@@ -190,11 +191,15 @@ class EmbeddingIndex:
         """Cosine similarity of ``query`` to every item (exact up to float16 rounding on large catalogs)."""
         if self._half is None:
             return self.vectors @ query.astype(np.float32)
+        from .backends import native
+
+        if native.available():
+            return native.f16_scores(self._half, query)
         import torch
 
         q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float16))
         with _one_thread():  # see HALF_SCORES_MIN_ITEMS
-            return torch.mv(self._half, q).float().numpy()
+            return torch.mv(torch.from_numpy(self._half), q).float().numpy()
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item positions and similarities, best first."""
@@ -214,10 +219,8 @@ class EmbeddingIndex:
             os.replace(tmp, path)
 
 
-def _half_copy(vectors: np.ndarray):
-    import torch
-
-    return torch.from_numpy(vectors.astype(np.float16))
+def _half_copy(vectors: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(vectors, dtype=np.float16)
 
 
 def exact_search(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

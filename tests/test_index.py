@@ -79,6 +79,38 @@ def test_large_index_scores_match_float32_products(monkeypatch):
     np.testing.assert_array_equal(small.scores(q), vectors[:400] @ q)
 
 
+@pytest.mark.parametrize("native_kernel", [True, False], ids=["native", "torch"])
+def test_large_index_scores_agree_on_either_kernel(monkeypatch, native_kernel):
+    """The native float16 kernel and torch's fallback give the float32 product of the float16 copy:
+    odd sizes (not a multiple of the kernel's 4 rows or 16 values) included."""
+    from chatrec.backends import native
+
+    if native_kernel and not native.available():
+        pytest.skip(f"native kernel unavailable: {native.why_not()}")
+    monkeypatch.setattr(native, "available", lambda: native_kernel)
+    monkeypatch.setattr(index_mod, "HALF_SCORES_MIN_ITEMS", 10)
+    vectors = unit_vectors(1003, dim=50)
+    q = unit_vectors(1, dim=50, seed=9)[0]
+    got = EmbeddingIndex(vectors).scores(q)
+    half_exact = vectors.astype(np.float16).astype(np.float32) @ q
+    assert got.dtype == np.float32 and got.shape == (1003,)
+    np.testing.assert_allclose(got, half_exact, atol=2e-6 if native_kernel else 5e-4)
+
+
+def test_native_float16_scores_refuse_the_wrong_layout():
+    from chatrec.backends import native
+
+    if not native.available():
+        pytest.skip(f"native kernel unavailable: {native.why_not()}")
+    m = unit_vectors(20, dim=16).astype(np.float16)
+    with pytest.raises(ValueError, match="float16"):
+        native.f16_scores(m.astype(np.float32), np.zeros(16, dtype=np.float32))
+    with pytest.raises(ValueError, match="float16"):
+        native.f16_scores(m[:, ::2], np.zeros(8, dtype=np.float32))
+    with pytest.raises(ValueError, match="dimension 16"):
+        native.f16_scores(m, np.zeros(8, dtype=np.float32))
+
+
 def test_query_encoding_gives_the_same_vectors_as_the_library():
     """The small-batch path (one query per turn) skips ``model.encode``'s set-up, not its arithmetic."""
     from chatrec.index import SentenceTransformerEmbedder, _one_thread

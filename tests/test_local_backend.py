@@ -200,7 +200,7 @@ def native_isa(request, monkeypatch):
 def test_an_instruction_set_the_cpu_lacks_is_refused_with_the_reason(monkeypatch):
     from chatrec.backends import native
 
-    monkeypatch.setattr(native, "_cpu_flags", lambda: {"sse2", "avx", "avx2"})  # AVX2 without FMA
+    monkeypatch.setattr(native, "_cpu_flags", lambda: {"sse2", "avx", "avx2", "f16c"})  # AVX2 without FMA
     native._load.cache_clear()
     try:
         monkeypatch.setenv("CHATREC_NATIVE_ISA", "avx2")
@@ -210,7 +210,7 @@ def test_an_instruction_set_the_cpu_lacks_is_refused_with_the_reason(monkeypatch
         assert "'neon' is not one of avx512vnni, avx2" in native.why_not()
         native._load.cache_clear()
         monkeypatch.delenv("CHATREC_NATIVE_ISA")
-        assert native.why_not() == "this CPU has neither AVX512-VNNI nor AVX2 + FMA" and native.isa() == ""
+        assert native.why_not() == "this CPU has neither AVX512-VNNI nor AVX2 + FMA + F16C" and native.isa() == ""
     finally:
         native._load.cache_clear()
 

@@ -19,6 +19,7 @@
  *                pairs into int32. Weights are stored signed (OFFSET 0) and C is 0.
  * Activations: quantised on the fly to int8 in blocks of 32 values, each with its own scale (the
  * scheme llama.cpp calls Q8_0), which keeps the product within ~1e-5 cosine of the float one.
+ * Also here: f16_scores, a float16 matrix times a float32 vector (a large catalog's dense scores).
  */
 #include <immintrin.h>
 #include <math.h>
@@ -226,6 +227,25 @@ static void attend(const float *q, const void *K, const void *V, int S, int hd, 
         for (int i = 0; i < hd; i += 16)
             _mm512_storeu_ps(out + i, _mm512_fmadd_ps(p, load16(vs, bf16, i), _mm512_loadu_ps(out + i)));
     }
+}
+
+/* Four rows of float16 against a float32 query: four independent FMA chains hide the latency. */
+static void dot4_f16(const uint16_t *m, long stride, const float *q, int d, float *out) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 16 <= d; k += 16) {
+        const __m512 x = _mm512_loadu_ps(q + k);
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(m + k))), x, a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(m + stride + k))), x, a1);
+        a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(m + 2 * stride + k))), x, a2);
+        a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(m + 3 * stride + k))), x, a3);
+    }
+    out[0] = _mm512_reduce_add_ps(a0);
+    out[1] = _mm512_reduce_add_ps(a1);
+    out[2] = _mm512_reduce_add_ps(a2);
+    out[3] = _mm512_reduce_add_ps(a3);
+    for (; k < d; k++)
+        for (int r = 0; r < 4; r++) out[r] += _cvtsh_ss(m[r * stride + k]) * q[k];
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -446,6 +466,25 @@ static void attend(const float *q, const void *K, const void *V, int S, int hd, 
     }
 }
 
+/* Four rows of float16 against a float32 query: four independent FMA chains hide the latency. */
+static void dot4_f16(const uint16_t *m, long stride, const float *q, int d, float *out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 8 <= d; k += 8) {
+        const __m256 x = _mm256_loadu_ps(q + k);
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + k))), x, a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + stride + k))), x, a1);
+        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + 2 * stride + k))), x, a2);
+        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + 3 * stride + k))), x, a3);
+    }
+    out[0] = hsum8(a0);
+    out[1] = hsum8(a1);
+    out[2] = hsum8(a2);
+    out[3] = hsum8(a3);
+    for (; k < d; k++)
+        for (int r = 0; r < 4; r++) out[r] += _cvtsh_ss(m[r * stride + k]) * q[k];
+}
+
 #else
 #error "native.c needs AVX512-VNNI or AVX2 + FMA (native.py passes the flags)"
 #endif
@@ -614,4 +653,18 @@ int layer_attn_out(const layer_t *L, const dims_t *d, float *h, const float *q, 
     free(scores);
     free(xq);
     return 0;
+}
+
+/* out[n] = m[n, :] . q for a row-major float16 matrix (n x d) and a float32 query: the exact scores
+ * of a large catalog's float16 vectors (index.py), in float32 arithmetic. Memory-bound; one thread
+ * is the intended use (see index.py). */
+void f16_scores(const uint16_t *m, const float *q, float *out, long n, int d, int nthreads) {
+    const long quads = n / 4;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+    for (long i = 0; i < quads; i++) dot4_f16(m + 4 * i * d, d, q, d, out + 4 * i);
+    for (long i = 4 * quads; i < n; i++) {
+        float s = 0.f;
+        for (int k = 0; k < d; k++) s += _cvtsh_ss(m[i * d + k]) * q[k];
+        out[i] = s;
+    }
 }

@@ -1,6 +1,7 @@
 """The int8 decoding kernel in ``native.c``: built with the system C compiler on first use, loaded
 with ctypes, used by the local backend on x86 CPUs with AVX512-VNNI or with AVX2 + FMA
-(``quantize="native"``, chosen by ``auto`` when available; ``vnni`` is its older name).
+(``quantize="native"``, chosen by ``auto`` when available; ``vnni`` is its older name), and by
+``index.py`` for a large catalog's float16 scores (``f16_scores``).
 
 Why a kernel of our own: on a 2-core CPU torch's int8 paths read the weights of a decoding step at
 about a third of the memory's speed (``_weight_int8pack_mm`` ~10 GB/s, FBGEMM ~14 GB/s against
@@ -28,9 +29,9 @@ SOURCE = Path(__file__).with_name("native.c")
 COMMON_FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC"]
 # instruction set -> (the /proc/cpuinfo flags it needs, the compiler flags that select it), best first
 ISAS: dict[str, tuple[frozenset[str], list[str]]] = {
-    "avx512vnni": (frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}),
-                   ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]),
-    "avx2": (frozenset({"avx2", "fma"}), ["-mavx2", "-mfma"]),
+    "avx512vnni": (frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "f16c"}),
+                   ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mf16c"]),
+    "avx2": (frozenset({"avx2", "fma", "f16c"}), ["-mavx2", "-mfma", "-mf16c"]),
 }
 BLOCK = 32  # activation values per quantisation scale
 
@@ -60,7 +61,7 @@ def pick_isa() -> tuple[str | None, str]:
     for name, (needs, _) in ISAS.items():
         if needs <= flags:
             return name, ""
-    return None, "this CPU has neither AVX512-VNNI nor AVX2 + FMA"
+    return None, "this CPU has neither AVX512-VNNI nor AVX2 + FMA + F16C"
 
 
 @lru_cache(maxsize=1)
@@ -100,6 +101,8 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.layer_attn_out.argtypes = [p, p, p, p, p, p, i, i]
     lib.layer_attn_out.restype = i
     lib.q8_isa.restype = ctypes.c_char_p
+    lib.f16_scores.argtypes = [p, p, p, ctypes.c_long, i, i]
+    lib.f16_scores.restype = None
     return lib, ""
 
 
@@ -122,6 +125,23 @@ def library() -> ctypes.CDLL:
     if lib is None:
         raise RuntimeError(f"native int8 kernel unavailable: {reason}")
     return lib
+
+
+def f16_scores(matrix, query, threads: int = 1):
+    """``matrix @ query`` for a C-contiguous float16 numpy matrix (n, d) and a float32 query (d,),
+    accumulated in float32: the exact scores of a large catalog's float16 vectors (``index.py``)."""
+    import numpy as np
+
+    lib = library()
+    n, d = matrix.shape
+    if matrix.dtype != np.float16 or not matrix.flags.c_contiguous:
+        raise ValueError("f16_scores needs a C-contiguous float16 matrix")
+    q = np.ascontiguousarray(query, dtype=np.float32)
+    if q.shape != (d,):
+        raise ValueError(f"query of shape {q.shape} for vectors of dimension {d}")
+    out = np.empty(n, dtype=np.float32)
+    lib.f16_scores(matrix.ctypes.data, q.ctypes.data, out.ctypes.data, n, d, threads)
+    return out
 
 
 class Q8Matrix:
