@@ -18,6 +18,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -41,11 +42,14 @@ QUERY_CACHE_SIZE = 4096
 # ~1e-4 on unit vectors): half the bytes of float32. The product is memory-bound, so it runs on one
 # thread: after a two-thread product torch's OpenMP workers spin for ~10 ms of CPU waiting for more
 # work, which a busy machine takes from the rest of the turn. On x86 the native library's
-# ``f16_scores`` streams the copy at one core's memory speed; torch's fp16 kernel is the fallback, and
+# ``f16_scores`` streams the copy at one core's memory speed (from 50k items, half the rows on a second
+# plain thread: 100k x 384 in 6.5-7.8 ms against 10-13 on one); torch's fp16 kernel is the fallback, and
 # its speed depends on the CPU (100k x 384, one thread: 4.7 ms on an AMD EPYC, 19.7 ms on an Intel
 # Xeon with AVX512-FP16, where ``f16_scores`` takes 8-12 ms and numpy's float32 product 18 ms).
 # Below the threshold the float32 product takes a couple of milliseconds and results stay bit-exact.
 HALF_SCORES_MIN_ITEMS = 20_000
+# From this many items the native product is split in two halves over two threads (see _native_scores)
+SPLIT_SCORES_MIN_ITEMS = 50_000
 
 
 class Embedder(Protocol):
@@ -159,6 +163,7 @@ class EmbeddingIndex:
         self._half = _half_copy(self.vectors) if len(self.vectors) >= HALF_SCORES_MIN_ITEMS else None
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()  # sessions share one index; the LRU's reordering is not atomic
+        self._helper: ThreadPoolExecutor | None = None  # the second half of large score products
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -194,12 +199,31 @@ class EmbeddingIndex:
         from .backends import native
 
         if native.available():
-            return native.f16_scores(self._half, query)
+            return self._native_scores(query)
         import torch
 
         q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float16))
         with _one_thread():  # see HALF_SCORES_MIN_ITEMS
             return torch.mv(torch.from_numpy(self._half), q).float().numpy()
+
+    def _native_scores(self, query: np.ndarray) -> np.ndarray:
+        """``f16_scores`` on the calling thread, the second half of the rows on the index's helper
+        thread where the machine has a second core (plain threads, no OpenMP team: when the
+        other core is busy the helper just waits its turn; nothing spins)."""
+        from .backends import native
+
+        half = self._half
+        if len(half) < SPLIT_SCORES_MIN_ITEMS or (os.cpu_count() or 1) < 2:
+            return native.f16_scores(half, query)
+        with self._lock:
+            if self._helper is None:
+                self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatrec-scores")
+        out = np.empty(len(half), dtype=np.float32)
+        mid = len(half) // 2
+        rest = self._helper.submit(native.f16_scores, half[mid:], query, out[mid:])
+        native.f16_scores(half[:mid], query, out[:mid])
+        rest.result()
+        return out
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item positions and similarities, best first."""

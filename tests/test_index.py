@@ -79,16 +79,20 @@ def test_large_index_scores_match_float32_products(monkeypatch):
     np.testing.assert_array_equal(small.scores(q), vectors[:400] @ q)
 
 
-@pytest.mark.parametrize("native_kernel", [True, False], ids=["native", "torch"])
-def test_large_index_scores_agree_on_either_kernel(monkeypatch, native_kernel):
-    """The native float16 kernel and torch's fallback give the float32 product of the float16 copy:
-    odd sizes (not a multiple of the kernel's 4 rows or 16 values) included."""
+@pytest.mark.parametrize("native_kernel,split", [(True, False), (True, True), (False, False)],
+                         ids=["native", "native-two-threads", "torch"])
+def test_large_index_scores_agree_on_either_kernel(monkeypatch, native_kernel, split):
+    """The native float16 kernel (on one thread or split over two) and torch's fallback give the
+    float32 product of the float16 copy: odd sizes (not a multiple of the kernel's 4 rows or 16
+    values, halves of unequal length) included."""
     from chatrec.backends import native
 
     if native_kernel and not native.available():
         pytest.skip(f"native kernel unavailable: {native.why_not()}")
     monkeypatch.setattr(native, "available", lambda: native_kernel)
     monkeypatch.setattr(index_mod, "HALF_SCORES_MIN_ITEMS", 10)
+    monkeypatch.setattr(index_mod, "SPLIT_SCORES_MIN_ITEMS", 10 if split else 10**9)
+    monkeypatch.setattr(index_mod.os, "cpu_count", lambda: 2)
     vectors = unit_vectors(1003, dim=50)
     q = unit_vectors(1, dim=50, seed=9)[0]
     got = EmbeddingIndex(vectors).scores(q)
@@ -109,6 +113,8 @@ def test_native_float16_scores_refuse_the_wrong_layout():
         native.f16_scores(m[:, ::2], np.zeros(8, dtype=np.float32))
     with pytest.raises(ValueError, match="dimension 16"):
         native.f16_scores(m, np.zeros(8, dtype=np.float32))
+    with pytest.raises(ValueError, match="contiguous float32 array of 20"):
+        native.f16_scores(m, np.zeros(16, dtype=np.float32), out=np.empty(19, dtype=np.float32))
 
 
 def test_query_encoding_gives_the_same_vectors_as_the_library():

@@ -127,9 +127,10 @@ def library() -> ctypes.CDLL:
     return lib
 
 
-def f16_scores(matrix, query, threads: int = 1):
+def f16_scores(matrix, query, out=None):
     """``matrix @ query`` for a C-contiguous float16 numpy matrix (n, d) and a float32 query (d,),
-    accumulated in float32: the exact scores of a large catalog's float16 vectors (``index.py``)."""
+    accumulated in float32 on the calling thread (the GIL released): the exact scores of a large
+    catalog's float16 vectors (``index.py``). ``out``: a contiguous float32 array of n to write into."""
     import numpy as np
 
     lib = library()
@@ -139,8 +140,11 @@ def f16_scores(matrix, query, threads: int = 1):
     q = np.ascontiguousarray(query, dtype=np.float32)
     if q.shape != (d,):
         raise ValueError(f"query of shape {q.shape} for vectors of dimension {d}")
-    out = np.empty(n, dtype=np.float32)
-    lib.f16_scores(matrix.ctypes.data, q.ctypes.data, out.ctypes.data, n, d, threads)
+    if out is None:
+        out = np.empty(n, dtype=np.float32)
+    elif out.shape != (n,) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous float32 array of {n}")
+    lib.f16_scores(matrix.ctypes.data, q.ctypes.data, out.ctypes.data, n, d, 1)
     return out
 
 
