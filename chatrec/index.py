@@ -39,7 +39,7 @@ HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 64
 QUERY_CACHE_SIZE = 4096
 # Above this many items ``scores`` reads a float16 copy of the vectors (fp32 accumulation, max error
-# ~1e-4 on unit vectors): half the bytes of float32. The product is memory-bound, so it runs on one
+# ~1e-4 on unit vectors): half the bytes of float32. The product is memory-bound. torch's runs on one
 # thread: after a two-thread product torch's OpenMP workers spin for ~10 ms of CPU waiting for more
 # work, which a busy machine takes from the rest of the turn. On x86 the native library's
 # ``f16_scores`` streams the copy at one core's memory speed (from 50k items, half the rows on a second
