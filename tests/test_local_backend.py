@@ -560,3 +560,17 @@ def test_bytes_per_token_count_what_decoding_reads(tiny_model_dir):
     assert 0.45 < sizes["int8"] / sizes["none"] < 0.6
     if "native" in sizes:  # padding to 16-32 rows / 32 inputs and float32 scales: a few percent at most here
         assert 1.0 <= sizes["native"] / sizes["int8"] < 1.1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_bandwidth_probe_reads_every_value(threads):
+    """The bench's read probe sums the whole buffer, the tail that does not fill its streams included."""
+    import torch
+
+    from chatrec.backends import native
+
+    if not native.available():
+        pytest.skip(f"native kernel unavailable: {native.why_not()}")
+    for n in (5, 1000, 4099):
+        x = torch.arange(n, dtype=torch.float32) % 7
+        assert native.stream_read(x, threads) == pytest.approx(float(x.sum()), rel=1e-6)

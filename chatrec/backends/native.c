@@ -668,3 +668,28 @@ void f16_scores(const uint16_t *m, const float *q, float *out, long n, int d, in
         out[i] = s;
     }
 }
+
+/* Reads `n` floats with `nthreads` threads, each reading four parts of its share side by side (as
+ * the AVX2 kernel reads four weight groups): the bench's memory-bandwidth probe. Returns the sum, so
+ * nothing is optimised away. */
+float stream_read(const float *x, long n, int nthreads) {
+    float total = 0.f;
+#pragma omp parallel num_threads(nthreads) reduction(+ : total)
+    {
+        const long t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const long part = (n / nt / 4) & ~15L, begin = t * 4 * part;
+        const float *p0 = x + begin, *p1 = p0 + part, *p2 = p1 + part, *p3 = p2 + part;
+        float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+        for (long i = 0; i < part; i += 16)
+            for (int k = 0; k < 16; k++) {
+                a0[k] += p0[i + k];
+                a1[k] += p1[i + k];
+                a2[k] += p2[i + k];
+                a3[k] += p3[i + k];
+            }
+        for (int k = 0; k < 16; k++) total += a0[k] + a1[k] + a2[k] + a3[k];
+        if (t == nt - 1)
+            for (long i = nt * 4 * part; i < n; i++) total += x[i];
+    }
+    return total;
+}

@@ -103,6 +103,8 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.q8_isa.restype = ctypes.c_char_p
     lib.f16_scores.argtypes = [p, p, p, ctypes.c_long, i, i]
     lib.f16_scores.restype = None
+    lib.stream_read.argtypes = [p, ctypes.c_long, i]
+    lib.stream_read.restype = ctypes.c_float
     return lib, ""
 
 
@@ -146,6 +148,12 @@ def f16_scores(matrix, query, out=None):
         raise ValueError(f"out must be a contiguous float32 array of {n}")
     lib.f16_scores(matrix.ctypes.data, q.ctypes.data, out.ctypes.data, n, d, 1)
     return out
+
+
+def stream_read(buffer, threads: int) -> float:
+    """Sum a contiguous float32 torch tensor on ``threads`` threads, four streams each, as the decoding
+    kernels read their weights: what the bench times to probe the memory's read bandwidth."""
+    return library().stream_read(buffer.data_ptr(), buffer.numel(), threads)
 
 
 class Q8Matrix:
