@@ -574,3 +574,38 @@ def test_native_bandwidth_probe_reads_every_value(threads):
     for n in (5, 1000, 4099):
         x = torch.arange(n, dtype=torch.float32) % 7
         assert native.stream_read(x, threads) == pytest.approx(float(x.sum()), rel=1e-6)
+
+
+def test_bench_decode_rate_runs_every_step_even_when_the_model_would_stop(tiny_model_dir):
+    """The bench decodes exactly n tokens without min_new_tokens' per-step vocabulary scan: a model
+    whose every step prefers its end-of-sequence token still runs all of them (and keeps its config)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from chatrec import bench
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    eos = 2
+
+    def always_eos(module, inputs, logits):  # the output head now always picks eos
+        out = torch.full_like(logits, -1e4)
+        out[..., eos] = 1e4
+        return out
+
+    model.lm_head.register_forward_hook(always_eos)
+    model.generation_config.eos_token_id = eos
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0).shape[-1] == 5  # stops at once
+    seen: list[int] = []
+    original = model.generate
+
+    def generate(*args, **kwargs):
+        out = original(*args, **kwargs)
+        seen.append(out.shape[-1] - args[0].shape[-1])
+        return out
+
+    model.generate = generate
+    best, sustained = bench.decode_rate(model, n_tokens=6, prompt_len=8, repeats=1)
+    assert seen == [2, 6]  # the warm-up's two steps, then all six
+    assert best > 0 and sustained > 0
+    assert model.generation_config.eos_token_id == eos
