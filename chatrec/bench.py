@@ -136,7 +136,7 @@ def build_qwen_shape(dtype, layers: int = 24, device: str = "cpu", seed: int = 0
 def memory_bandwidth_gbs(device: str = "cpu", mbytes: int = 512) -> float:
     """Read bandwidth: best of 6 reads of a buffer far larger than the caches, by torch's sum and, on a
     CPU with the native library, by its four-streams-a-thread read (the decoding kernels' pattern:
-    on some CPUs torch's sum reads a third slower, and the limit would then be set too low)."""
+    on some CPUs torch's sum reads a quarter slower, and the limit would then be set too low)."""
     import torch
 
     x = torch.ones(mbytes * 1024 * 1024 // 4, dtype=torch.float32, device=device)

@@ -655,12 +655,11 @@ int layer_attn_out(const layer_t *L, const dims_t *d, float *h, const float *q, 
     return 0;
 }
 
-/* out[n] = m[n, :] . q for a row-major float16 matrix (n x d) and a float32 query: the exact scores
- * of a large catalog's float16 vectors (index.py), in float32 arithmetic. Memory-bound; one thread
- * is the intended use (see index.py). */
-void f16_scores(const uint16_t *m, const float *q, float *out, long n, int d, int nthreads) {
+/* out[n] = m[n, :] . q for a row-major float16 matrix (n x d) and a float32 query, on the calling
+ * thread: the exact scores of a large catalog's float16 vectors, in float32 arithmetic. Memory-bound;
+ * index.py splits a large matrix over two plain threads, one call each. */
+void f16_scores(const uint16_t *m, const float *q, float *out, long n, int d) {
     const long quads = n / 4;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (long i = 0; i < quads; i++) dot4_f16(m + 4 * i * d, d, q, d, out + 4 * i);
     for (long i = 4 * quads; i < n; i++) {
         float s = 0.f;

@@ -101,7 +101,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.layer_attn_out.argtypes = [p, p, p, p, p, p, i, i]
     lib.layer_attn_out.restype = i
     lib.q8_isa.restype = ctypes.c_char_p
-    lib.f16_scores.argtypes = [p, p, p, ctypes.c_long, i, i]
+    lib.f16_scores.argtypes = [p, p, p, ctypes.c_long, i]
     lib.f16_scores.restype = None
     lib.stream_read.argtypes = [p, ctypes.c_long, i]
     lib.stream_read.restype = ctypes.c_float
@@ -146,7 +146,7 @@ def f16_scores(matrix, query, out=None):
         out = np.empty(n, dtype=np.float32)
     elif out.shape != (n,) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a contiguous float32 array of {n}")
-    lib.f16_scores(matrix.ctypes.data, q.ctypes.data, out.ctypes.data, n, d, 1)
+    lib.f16_scores(matrix.ctypes.data, q.ctypes.data, out.ctypes.data, n, d)
     return out
 
 
