@@ -178,6 +178,31 @@ def test_int8_linear_prefill_and_decode_paths_agree():
     assert torch.allclose(prefill, linear(x)[0].float(), atol=0.08, rtol=0.05)
 
 
+@pytest.mark.parametrize("mode", ["int8", "w8a8", "native"])
+def test_a_wide_int8_layer_gives_the_same_numbers_at_prefill_and_decode(mode):
+    """Wide layers (out > in) keep their int8 values column-major for the prefill kernel: every
+    path (prefill rows, a few decoding rows, one row) still computes x W^T + b of the quantised W."""
+    import torch
+
+    from chatrec.backends import native
+    from chatrec.backends.local import _int8_linear
+
+    if mode == "native" and not native.available():
+        pytest.skip("native int8 kernel unavailable here")
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(64, 160, bias=True).to(torch.bfloat16)
+    q = _int8_linear(torch, linear, activations=mode == "w8a8", use_native=mode == "native")
+    assert q.weight_int8.is_contiguous() == (mode == "int8")  # int8's decoding kernel needs rows
+    x = torch.randn(1, 40, 64, dtype=torch.bfloat16)
+    reference = x[0].float() @ (q.weight_int8.float() * q.scales.float()[:, None]).T + linear.bias.float()
+    for rows in (40, 5, 1):
+        got = torch.cat([q(x[:, i:i + rows])[0] for i in range(0, 40, rows)]).float()
+        assert got.shape == (40, 160)
+        # w8a8 and native also quantise the activations to 8 bits while decoding
+        tol = 0.05 if mode == "int8" or rows > 16 else 0.15
+        assert torch.allclose(got, reference, atol=tol, rtol=0.05), (mode, rows)
+
+
 needs_native = pytest.mark.skipif(not __import__("chatrec.backends.native", fromlist=["x"]).available(),
                                   reason="native int8 kernel unavailable here (no AVX512-VNNI or AVX2, or no C compiler)")
 

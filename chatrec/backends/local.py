@@ -193,7 +193,15 @@ def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = 
             super().__init__()
             w = weight.detach().float()
             scales = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-            self.register_buffer("weight_int8", torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8))
+            q8 = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8)
+            # Wide layers (out > in: the MLP's gate and up products) keep the int8 values column-major
+            # (``weight_int8`` stays an (out, in) view): oneDNN's bf16 product of a prefill then reads
+            # the weights as (in, out) rows, measured 1.6x faster at 669 rows on an AMX Xeon
+            # (18.7 -> 11.1 ms for 4864 x 896) and no slower on float32. Only where decoding never reads
+            # this buffer: ``_weight_int8pack_mm`` (``int8`` mode) needs it row-major.
+            if (activations or use_native) and q8.shape[0] > q8.shape[1]:
+                q8 = q8.t().contiguous().t()
+            self.register_buffer("weight_int8", q8)
             self.register_buffer("scales", scales.to(weight.dtype))
             self.bias = None if bias is None else torch.nn.Parameter(bias.detach(), requires_grad=False)
             self.in_features, self.out_features = w.shape[1], w.shape[0]
@@ -214,12 +222,14 @@ def _int8_linear(torch, linear, activations: bool = False, reduce_range: bool = 
                 return self.q8(rows).reshape(*x.shape[:-1], self.out_features)
             if rows.shape[0] <= 16 and self.packed is not None:  # decoding, w8a8: int8 x int8 (FBGEMM)
                 y = torch.ops.quantized.linear_dynamic(rows.float(), self.packed, reduce_range)
-            elif rows.shape[0] <= 16 and self.in_features % 16 == 0:  # decoding: the fused kernel reads int8
-                # straight from memory (torch's kernel crashes on inner sizes that are not multiples of 16)
+            elif rows.shape[0] <= 16 and self.in_features % 16 == 0 and self.weight_int8.is_contiguous():
+                # decoding: the fused kernel reads int8 straight from memory (torch's kernel crashes on
+                # inner sizes that are not multiples of 16)
                 y = torch.ops.aten._weight_int8pack_mm(rows.to(self.scales.dtype), self.weight_int8, self.scales)
-            else:  # prefill is compute-bound: the dense kernel on the int8 values (exact in bf16), then
-                # the per-row scales on the small output: one pass over the weights, not two
-                y = torch.nn.functional.linear(rows, self.weight_int8.to(rows.dtype)) * self.scales.to(rows.dtype)
+            else:  # prefill is compute-bound: the dense kernel on the int8 values (exact in bf16; ``to``
+                # keeps the column-major layout), then the per-row scales on the output, in place (a
+                # fresh (rows, out) tensor for ``*`` cost ~30 ms at 2,910 x 4,864)
+                y = torch.nn.functional.linear(rows, self.weight_int8.to(rows.dtype)).mul_(self.scales.to(rows.dtype))
             y = y.to(x.dtype)
             if self.bias is not None:
                 y = y + self.bias
