@@ -27,10 +27,10 @@ CURRENCY = "£"
 # Variables each top-level template may use (includes are checked with their parent).
 TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
-                  "context_after_history"},
+                  "context_after_history", "shared_category"},
     "reply_none.j2": {"items", "state", "currency", "first_turn"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
-                "context_after_history"},
+                "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
 }
 
@@ -88,10 +88,14 @@ class PromptBuilder:
         return self._render("turn.j2", state, candidates)
 
     def _render(self, name: str, state: DialogueState, candidates: Sequence[Item]) -> str:
+        # a category every candidate shares is said once, in the list's heading, not on each line
+        categories = {c.category for c in candidates}
+        shared = categories.pop() if len(candidates) > 1 and len(categories) == 1 else None
         return self.templates[name].render(
             candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
             close=self.close, currency=CURRENCY, liked_titles=self._titles(state.summary()["liked"]),
-            rejected_titles=self._titles(state.rejected), context_after_history=self.context_after_history).strip()
+            rejected_titles=self._titles(state.rejected), context_after_history=self.context_after_history,
+            shared_category=shared or None).strip()
 
     def reply_prefix(self, state: DialogueState, candidates: Sequence[Item]) -> str:
         """The pre-filled opening of the LM's reply (``reply_prefix.j2``), e.g. ``"1. [["``."""
@@ -136,7 +140,19 @@ class PromptBuilder:
         return [self.catalog.by_id[i].title for i in ids if i in self.catalog.by_id]
 
 
+# Characters of an item's description the LM sees: enough for a one-line reason. Every candidate's
+# line is re-encoded each turn (it sits after the cached history), so each character costs time to
+# first token: 100 instead of 160 characters, with the savings below, cut the bench's follow-up
+# context from 605 to ~460 tokens.
+BLURB_CHARS = 100
+
+
 def _item_view(item: Item) -> dict[str, object]:
-    blurb = item.description[:160].rsplit(" ", 1)[0] + "…" if len(item.description) > 160 else item.description
-    return {"id": item.id, "title": item.title, "price": item.price, "brand": item.brand,
+    desc = item.description
+    if desc[:len(item.title)].casefold() == item.title.casefold():  # a description that opens with the title
+        desc = desc[len(item.title):].lstrip(" .,:;-–—")
+    blurb = desc[:BLURB_CHARS].rsplit(" ", 1)[0] + "…" if len(desc) > BLURB_CHARS else desc
+    # a brand already in the title ("Hornby Santa's Express") is not repeated
+    brand = None if item.brand and item.brand.casefold() in item.title.casefold() else item.brand
+    return {"id": item.id, "title": item.title, "price": item.price, "brand": brand,
             "category": item.category, "rating": item.rating, "blurb": blurb}

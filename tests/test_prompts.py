@@ -28,11 +28,28 @@ def test_system_prompt_lists_candidates_with_markers_and_state(catalog):
     state.prefs.exclude.append("lego")
     state.reject("d1")
     system = builder.system_prompt(state, [catalog.by_id["t2"], catalog.by_id["t3"]])
-    assert "1. [[Wooden Train Track Starter]] | £19.50 | brand: BigJigs | Trains | rated 4.2/5" in system
+    assert "Candidate items, all in Trains (best match first):" in system
+    assert "1. [[Wooden Train Track Starter]] | £19.50 | brand: BigJigs | rated 4.2/5" in system
     assert "2. [[Thomas Tank Engine]] | £9.99" in system
     assert "- budget: under £30" in system
     assert "- does not want: lego" in system
     assert "- rejected (never recommend again): Barbie Dreamhouse Doll" in system
+
+
+def test_candidate_lines_say_each_detail_once(catalog):
+    """Candidates are re-read every turn, so a line carries no repeats: a brand already in the title,
+    a description that opens with the title, a category shared by the whole list (said once)."""
+    import dataclasses
+
+    builder = PromptBuilder(catalog)
+    hornby = catalog.by_id["t1"]  # brand Hornby, in its title
+    echo = dataclasses.replace(catalog.by_id["d2"], description="Rag Doll Emily - soft cloth rag doll, handmade. " + "x" * 200)
+    system = builder.system_prompt(DialogueState(), [hornby, echo])
+    assert "1. [[Hornby Express Train Set]] | £79.99 | Trains | rated 4.6/5" in system  # mixed: category per line
+    assert "brand: Hornby" not in system and "Candidate items (best match first):" in system
+    assert "2. [[Rag Doll Emily]] | £14.00 | brand: Jellycat | Dolls | rated 4.9/5\n   soft cloth rag doll, handmade." in system
+    blurb = system.split("\n   ")[-1]
+    assert blurb.endswith("…") and len(blurb) <= 101  # long descriptions are cut at a word, marked
 
 
 def test_no_candidates_tells_the_model_to_ask(catalog):
