@@ -498,6 +498,22 @@ def test_a_follow_ups_prompt_attends_to_prefix_and_new_tokens_apart(monkeypatch)
     assert torch.allclose(merged, masked, atol=1e-4, rtol=1e-4), (merged - masked).abs().max()
 
 
+def test_the_mask_check_is_remembered_per_mask_and_sees_in_place_changes():
+    import torch
+
+    from chatrec.backends.split_attention import _plain_causal
+
+    q_len, kv_len = 5, 12
+    mask = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool)
+    mask[0, 0, :, kv_len - q_len:] = torch.ones(q_len, q_len, dtype=torch.bool).tril()
+    assert _plain_causal(torch, mask, q_len, kv_len) and _plain_causal(torch, mask, q_len, kv_len)
+    mask[0, 0, 0, kv_len - 1] = True  # the first new token would see the last one
+    assert not _plain_causal(torch, mask, q_len, kv_len)
+    padded = mask.clone()
+    padded[0, 0, :, 0] = False  # a fresh tensor: checked afresh
+    assert not _plain_causal(torch, padded, q_len, kv_len)
+
+
 def test_cold_prompts_and_padded_batches_keep_transformers_attention(monkeypatch):
     import torch
 

@@ -18,22 +18,38 @@ from __future__ import annotations
 NAME = "chatrec_split_sdpa"
 
 
+_LAST_CHECK: tuple = (None, -1, False)  # (mask, its version, result): every layer gets the same mask
+
+
 def _plain_causal(torch, mask, q_len: int, kv_len: int) -> bool:
     """True when ``mask`` (bool, (1, 1, q_len, kv_len)) lets every new token see the whole prefix and
-    the new tokens up to itself: the mask a padding-free follow-up gets."""
+    the new tokens up to itself: the mask a padding-free follow-up gets. The answer for the last mask
+    seen is kept (a forward pass hands one mask to each of its layers: 24 checks of ~1.4 ms each
+    otherwise at 532 x 2,773), keyed on the tensor itself and its in-place version counter (inference
+    tensors have none: transformers builds each forward's mask afresh and never edits it)."""
+    global _LAST_CHECK
     if mask is None or mask.dtype != torch.bool or mask.dim() != 4 or tuple(mask.shape[-2:]) != (q_len, kv_len):
         return False
     if mask.shape[0] != 1 or mask.shape[1] != 1:
         return False
+    last, version, result = _LAST_CHECK
+    if last is mask and version == _version(mask):
+        return result
     prefix = kv_len - q_len
     square = mask[0, 0, :, prefix:]
     causal = torch.ones(q_len, q_len, dtype=torch.bool, device=mask.device).tril_()
-    return bool(mask[0, 0, :, :prefix].all()) and torch.equal(square, causal)
+    result = bool(mask[0, 0, :, :prefix].all()) and torch.equal(square, causal)
+    _LAST_CHECK = (mask, _version(mask), result)
+    return result
+
+
+def _version(tensor) -> int | None:
+    return None if tensor.is_inference() else tensor._version
 
 
 def split_sdpa_forward(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     import torch
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     q_len, kv_len = query.shape[2], key.shape[2]
     usable = (query.device.type == "cpu" and query.shape[0] == 1 and 1 < q_len < kv_len and dropout == 0.0
@@ -44,20 +60,28 @@ def split_sdpa_forward(module, query, key, value, attention_mask, dropout: float
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)
-    if groups > 1:
-        key, value = repeat_kv(key, groups), repeat_kv(value, groups)
-    return split(torch, query, key, value, scaling).transpose(1, 2).contiguous(), None
+    return split(torch, query, key, value, scaling, groups).transpose(1, 2).contiguous(), None
 
 
-def split(torch, query, key, value, scaling):
+def split(torch, query, key, value, scaling, groups: int = 1):
     """softmax(q k^T) v over the prefix (no mask) and the new tokens (causal), merged exactly:
-    (B, H, L, D) queries, (B, H, S, D) keys and values with the L new positions last."""
-    prefix = key.shape[2] - query.shape[2]
+    (B, H, L, D) queries, (B, H / groups, S, D) keys and values with the L new positions last.
+
+    Against the prefix the ``groups`` query heads that share a key head are one longer query block
+    (no mask, so rows are independent): the keys are not copied per head and each block of them is
+    read once for all of its heads (21 -> 17 ms a layer, 532 new over 2,241 cached tokens, 14 heads
+    on 2 key heads). The causal part needs each head's own positions: keys repeated there."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    b, heads, q_len, dim = query.shape
+    prefix = key.shape[2] - q_len
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     query = query.contiguous()
-    old, old_lse = flash(query, key[:, :, :prefix].contiguous(), value[:, :, :prefix].contiguous(), scale=scaling)
-    new, new_lse = flash(query, key[:, :, prefix:].contiguous(), value[:, :, prefix:].contiguous(), is_causal=True,
-                         scale=scaling)
+    old, old_lse = flash(query.view(b, heads // groups, groups * q_len, dim), key[:, :, :prefix].contiguous(),
+                         value[:, :, :prefix].contiguous(), scale=scaling)
+    old, old_lse = old.reshape(b, heads, q_len, dim), old_lse.reshape(b, heads, q_len)
+    new, new_lse = flash(query, repeat_kv(key[:, :, prefix:], groups).contiguous(),
+                         repeat_kv(value[:, :, prefix:], groups).contiguous(), is_causal=True, scale=scaling)
     lse = torch.logaddexp(old_lse, new_lse)
     out = old.float() * torch.exp(old_lse - lse).unsqueeze(-1) + new.float() * torch.exp(new_lse - lse).unsqueeze(-1)
     return out.to(query.dtype)
