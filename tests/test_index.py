@@ -118,19 +118,39 @@ def test_native_float16_scores_refuse_the_wrong_layout():
 
 
 def test_query_encoding_gives_the_same_vectors_as_the_library():
-    """The small-batch path (one query per turn) skips ``model.encode``'s set-up, not its arithmetic."""
+    """The small-batch path (one query per turn, fast_encoder.LeanBert for MiniLM) skips
+    ``model.encode``'s set-up and module wrappers, not its arithmetic: float32 rounding apart
+    (a fused query/key/value product adds in another order), the same vectors, padding included."""
     from chatrec.index import SentenceTransformerEmbedder, _one_thread
 
     try:
         embedder = SentenceTransformerEmbedder()
     except Exception as exc:  # no local weights in this environment
         pytest.skip(f"embedding model unavailable: {exc}")
-    assert embedder._direct
+    assert embedder._direct and embedder._lean is not None
     for texts in (["a wooden train set under £40"], ["no lego", "something with a remote control please"],
                   ["b", "aa", "ccc", "dddd"], ["Pokémon: The Movie! 🙂 " * 60]):
         with _one_thread():  # as encode() runs small batches
             expected = embedder._encode(texts, False)
-        np.testing.assert_array_equal(embedder.encode(texts), expected)
+        got = embedder.encode(texts)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+
+
+def test_the_lean_encoder_is_only_used_for_the_architecture_it_reproduces(monkeypatch):
+    from chatrec.fast_encoder import LeanBert
+    from chatrec.index import SentenceTransformerEmbedder
+
+    try:
+        model = SentenceTransformerEmbedder().model
+    except Exception as exc:
+        pytest.skip(f"embedding model unavailable: {exc}")
+    assert LeanBert.of(model) is not None
+    monkeypatch.setattr(model[1], "pooling_mode", "cls")  # CLS pooling: not what LeanBert computes
+    assert LeanBert.of(model) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(model[0].auto_model.config, "hidden_act", "gelu_new")
+    assert LeanBert.of(model) is None
 
 
 def test_large_index_scores_leave_the_thread_count_alone(monkeypatch):
