@@ -37,6 +37,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                    help="drop malformed catalog rows instead of failing")
     g.add_argument("--interactions", help="optional interactions CSV for collaborative signals")
     g.add_argument("--embedder", help="sentence-transformers model id or path [CHATREC_EMBEDDER]")
+    g.add_argument("--query-precision", dest="query_precision", choices=["auto", "float32", "bfloat16"],
+                   help="matrix products of the per-turn query embedding: auto = bfloat16 on CPUs with "
+                        "bfloat16 units, else float32 [CHATREC_QUERY_PRECISION]")
     g.add_argument("--db", help="SQLAlchemy database URL [CHATREC_DB]")
     g.add_argument("--home", help="folder for the cache and the default SQLite database [CHATREC_HOME]")
     g.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where the LM runs [CHATREC_DEVICE]")

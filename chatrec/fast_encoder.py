@@ -38,10 +38,13 @@ class _Layer:
 class LeanBert:
     """``preprocess`` -> embeddings -> layers -> masked mean -> L2 normalise, for short batches."""
 
-    def __init__(self, st_model, hf_model):
+    def __init__(self, st_model, hf_model, matmul_dtype: str = "float32"):
         import torch
 
         self._st = st_model
+        # "bfloat16": the four products per layer read bfloat16 weights (half the bytes) and run on the
+        # CPU's bfloat16 units; embeddings, layer norms, attention and pooling stay float32.
+        self.matmul_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[matmul_dtype]
         cfg = hf_model.config
         self.heads = int(cfg.num_attention_heads)
         self.hidden = int(cfg.hidden_size)
@@ -52,25 +55,28 @@ class LeanBert:
             self.position = emb.position_embeddings.weight.detach()
             self.token_type = emb.token_type_embeddings.weight.detach()
             self.emb_ln = (emb.LayerNorm.weight.detach(), emb.LayerNorm.bias.detach())
-            self.layers = [self._layer(layer) for layer in hf_model.encoder.layer]
+            self.layers = [self._layer(layer, self.matmul_dtype) for layer in hf_model.encoder.layer]
 
     @staticmethod
-    def _layer(layer) -> _Layer:
+    def _layer(layer, dtype) -> _Layer:
         import torch
+
+        def w(*linears):  # (in, out) for addmm, query/key/value fused into one product
+            return torch.cat([m.weight for m in linears], 0).t().contiguous().to(dtype)
+
+        def b(*linears):
+            return torch.cat([m.bias for m in linears], 0).contiguous().to(dtype)
 
         att = layer.attention
         q, k, v = att.self.query, att.self.key, att.self.value
-        return _Layer(
-            qkv_w=torch.cat([q.weight, k.weight, v.weight], 0).t().contiguous(),
-            qkv_b=torch.cat([q.bias, k.bias, v.bias], 0).contiguous(),
-            out_w=att.output.dense.weight.t().contiguous(), out_b=att.output.dense.bias.detach(),
-            ln1=(att.output.LayerNorm.weight.detach(), att.output.LayerNorm.bias.detach()),
-            up_w=layer.intermediate.dense.weight.t().contiguous(), up_b=layer.intermediate.dense.bias.detach(),
-            down_w=layer.output.dense.weight.t().contiguous(), down_b=layer.output.dense.bias.detach(),
-            ln2=(layer.output.LayerNorm.weight.detach(), layer.output.LayerNorm.bias.detach()))
+        out, up, down = att.output.dense, layer.intermediate.dense, layer.output.dense
+        return _Layer(qkv_w=w(q, k, v), qkv_b=b(q, k, v), out_w=w(out), out_b=b(out),
+                      ln1=(att.output.LayerNorm.weight.detach(), att.output.LayerNorm.bias.detach()),
+                      up_w=w(up), up_b=b(up), down_w=w(down), down_b=b(down),
+                      ln2=(layer.output.LayerNorm.weight.detach(), layer.output.LayerNorm.bias.detach()))
 
     @classmethod
-    def of(cls, st_model) -> "LeanBert | None":
+    def of(cls, st_model, matmul_dtype: str = "float32") -> "LeanBert | None":
         """The lean encoder for ``st_model`` when it is the architecture this module reproduces, else None."""
         try:
             modules = list(st_model)
@@ -88,7 +94,7 @@ class LeanBert:
                 return None
             if any(p.device.type != "cpu" for p in hf.parameters()):
                 return None
-            return cls(st_model, hf)
+            return cls(st_model, hf, matmul_dtype)
         except Exception as exc:  # another sentence-transformers/transformers layout: keep the library's path
             log.debug("lean encoder unavailable: %s", exc)
             return None
@@ -110,17 +116,34 @@ class LeanBert:
             padded = bool((mask == 0).any())
             att_mask = mask[:, None, None, :].bool() if padded else None
             h, d = self.heads, self.hidden // self.heads
+            dtype = self.matmul_dtype
+
+            def mm(bias, a, weight):
+                return torch.addmm(bias, a, weight) if dtype == torch.float32 else \
+                    torch.addmm(bias, a.to(dtype), weight).float()
+
             for layer in self.layers:
                 flat = x.reshape(batch * seq, self.hidden)
-                qkv = torch.addmm(layer.qkv_b, flat, layer.qkv_w).view(batch, seq, 3, h, d)
+                qkv = mm(layer.qkv_b, flat, layer.qkv_w).view(batch, seq, 3, h, d)
                 q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
                 ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=att_mask)
                 ctx = ctx.transpose(1, 2).reshape(batch * seq, self.hidden)
-                x = F.layer_norm(torch.addmm(layer.out_b, ctx, layer.out_w) + flat, (self.hidden,), *layer.ln1,
+                x = F.layer_norm(mm(layer.out_b, ctx, layer.out_w) + flat, (self.hidden,), *layer.ln1,
                                  self.eps)
-                up = F.gelu(torch.addmm(layer.up_b, x, layer.up_w))
-                x = F.layer_norm(torch.addmm(layer.down_b, up, layer.down_w) + x, (self.hidden,), *layer.ln2,
+                up = F.gelu(mm(layer.up_b, x, layer.up_w))
+                x = F.layer_norm(mm(layer.down_b, up, layer.down_w) + x, (self.hidden,), *layer.ln2,
                                  self.eps).view(batch, seq, self.hidden)
             weights = mask.unsqueeze(-1).to(x.dtype)
             pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return F.normalize(pooled, p=2, dim=1).numpy()
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), where bfloat16
+    weights make a query's products ~1.4x faster; elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -26,8 +26,8 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from .catalog import Catalog
-from .errors import ModelLoadError
-from .fast_encoder import LeanBert
+from .errors import ConfigError, ModelLoadError
+from .fast_encoder import LeanBert, native_bfloat16
 
 log = logging.getLogger(__name__)
 # Exact top-k reads every vector: 50k x 384 float32 is 77 MB, ~5 ms at a 2-core machine's ~15 GB/s,
@@ -74,7 +74,8 @@ def resolve_embedder_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model id or path."""
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", device: str = "cpu", batch_size: int = 64):
+    def __init__(self, model: str = "all-MiniLM-L6-v2", device: str = "cpu", batch_size: int = 64,
+                 query_precision: str = "auto"):
         from sentence_transformers import SentenceTransformer
 
         path = resolve_embedder_path(model)
@@ -90,8 +91,13 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
         self.model.eval()
         self._direct = _plain_text_model(self.model)
+        if query_precision not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"query precision {query_precision!r}: use auto, float32 or bfloat16")
+        if query_precision == "auto":
+            query_precision = "bfloat16" if native_bfloat16() else "float32"
         # The same model as a few tensor calls per layer, for queries (None: not an architecture it reproduces)
-        self._lean = LeanBert.of(self.model) if self._direct else None
+        self._lean = LeanBert.of(self.model, query_precision) if self._direct else None
+        self.query_precision = query_precision if self._lean is not None else "float32"
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if len(texts) <= SMALL_BATCH and self.model.device.type == "cpu":

@@ -71,7 +71,8 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     t = time.perf_counter()
     say(f"Loading embedding model {settings.embedder}...")
     if embedder is None:
-        embedder = SentenceTransformerEmbedder(settings.embedder, device="cpu" if settings.device == "cpu" else "auto")
+        embedder = SentenceTransformerEmbedder(settings.embedder, device="cpu" if settings.device == "cpu" else "auto",
+                                               query_precision=settings.query_precision)
     index = build_index(catalog, embedder, settings.cache_dir, progress=say)
     timings["index_s"] = time.perf_counter() - t
 

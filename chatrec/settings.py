@@ -44,6 +44,9 @@ class Settings:
     skip_bad_rows: bool = False
     interactions: Path | None = None
     embedder: str = DEFAULT_EMBEDDER
+    # products of a turn's query embedding: auto = bfloat16 where the CPU has bfloat16 units (AMX,
+    # AVX512-BF16; cosine to float32 >= 0.9999), else float32 | float32 (see fast_encoder.py)
+    query_precision: str = "auto"
     home: Path = Path(".chatrec")  # cache and default database live here
     db: str = ""  # SQLAlchemy URL; empty = sqlite under home
 

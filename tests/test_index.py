@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from chatrec import index as index_mod
+from chatrec.errors import ConfigError
 from chatrec.index import EmbeddingIndex, exact_search, index_with_ann
 
 
@@ -124,7 +125,7 @@ def test_query_encoding_gives_the_same_vectors_as_the_library():
     from chatrec.index import SentenceTransformerEmbedder, _one_thread
 
     try:
-        embedder = SentenceTransformerEmbedder()
+        embedder = SentenceTransformerEmbedder(query_precision="float32")
     except Exception as exc:  # no local weights in this environment
         pytest.skip(f"embedding model unavailable: {exc}")
     assert embedder._direct and embedder._lean is not None
@@ -135,6 +136,27 @@ def test_query_encoding_gives_the_same_vectors_as_the_library():
         got = embedder.encode(texts)
         assert got.dtype == np.float32 and got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+
+
+def test_bfloat16_query_products_keep_the_vectors_within_rounding_of_float32():
+    """``--query-precision bfloat16`` (the default on CPUs with bfloat16 units): the same directions."""
+    from chatrec.index import SentenceTransformerEmbedder
+
+    try:
+        exact = SentenceTransformerEmbedder(query_precision="float32")
+        fast = SentenceTransformerEmbedder(query_precision="bfloat16")
+    except Exception as exc:
+        pytest.skip(f"embedding model unavailable: {exc}")
+    assert (exact.query_precision, fast.query_precision) == ("float32", "bfloat16")
+    texts = ["a wooden train set under £40", "no lego", "something with a remote control please",
+             "Pokémon: The Movie! 🙂 " * 60]
+    a, b = exact.encode(texts), fast.encode(texts)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.9999
+    assert not np.array_equal(a, b)  # the products really ran in bfloat16
+    with pytest.raises(ConfigError, match="query precision"):
+        SentenceTransformerEmbedder(query_precision="int4")
 
 
 def test_the_lean_encoder_is_only_used_for_the_architecture_it_reproduces(monkeypatch):
