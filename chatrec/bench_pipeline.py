@@ -90,7 +90,7 @@ def bench_overhead(args, sizes) -> dict[str, object]:
     from .prompts import PromptBuilder
     from .ranker import Ranker
     from .recommender import Recommender
-    from .services import Services
+    from .services import Services, settle_heap
     from .settings import Settings
     from .store import Store
     from .tracker import Tracker
@@ -112,6 +112,7 @@ def bench_overhead(args, sizes) -> dict[str, object]:
                             Grounder(catalog, matcher, index, markers=prompts.constraint_markers), prompts, store,
                             CandidateEchoBackend())
         rec = Recommender(services)
+        settle_heap()  # as app.py does once start-up is over
         latencies, cpu = [], []
         for turn in range(sizes["turns"] + 2):
             if turn % len(USER_TURNS) == 0:

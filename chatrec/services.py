@@ -5,6 +5,8 @@ in no-LM mode and ``notices`` says why, so the UI and the CLI can tell the user.
 """
 from __future__ import annotations
 
+import gc
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -46,6 +48,17 @@ class Services:
     @property
     def model_name(self) -> str:
         return self.backend.name if self.backend is not None else "none"
+
+
+def settle_heap() -> None:
+    """Collect once, then exempt everything built so far from later collections (``gc.freeze``).
+
+    A serving process keeps its start-up objects for life: catalog items, title and term indexes,
+    the models' modules. Python's full collection walked all of them whenever it ran; at 100 k items
+    that took ~0.6 s (measured, ``gc.callbacks``), landing inside whichever turn was running. Call it
+    once, after start-up, in the process that will serve (not in libraries or tests)."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_services(settings: Settings, *, progress: Progress | None = None,

@@ -33,3 +33,16 @@ def test_env_then_cli_precedence():
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.load(env=env)
+
+
+def test_settle_heap_freezes_what_start_up_built():
+    import gc
+
+    from chatrec.services import settle_heap
+
+    built = [object() for _ in range(1000)]
+    try:
+        settle_heap()
+        assert gc.isenabled() and gc.get_freeze_count() >= len(built)
+    finally:
+        gc.unfreeze()
