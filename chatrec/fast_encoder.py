@@ -43,7 +43,8 @@ class LeanBert:
 
         self._st = st_model
         # "bfloat16": the four products per layer read bfloat16 weights (half the bytes) and run on the
-        # CPU's bfloat16 units; embeddings, layer norms, attention and pooling stay float32.
+        # CPU's bfloat16 units; embeddings, layer norms, attention and pooling stay float32. Queries are
+        # padded to a multiple of BUCKET_TOKENS (masked: the same vectors), see there.
         self.matmul_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[matmul_dtype]
         cfg = hf_model.config
         self.heads = int(cfg.num_attention_heads)
@@ -99,6 +100,15 @@ class LeanBert:
             log.debug("lean encoder unavailable: %s", exc)
             return None
 
+    def warm_up(self) -> None:
+        """Compile the bfloat16 products for the buckets most queries use (16-48 tokens) now, not in
+        a user's turn. oneDNN keys them by thread count too: call it the way queries will run."""
+        import torch
+
+        if self.matmul_dtype != torch.float32:
+            for words in (8, 24, 40):
+                self.encode([" ".join(["warm"] * words)])
+
     def encode(self, texts: Sequence[str]):
         """Unit vectors (a float32 numpy array) of ``texts``, in order."""
         import torch
@@ -109,6 +119,8 @@ class LeanBert:
             ids = features["input_ids"]
             mask = features["attention_mask"]
             types = features.get("token_type_ids")
+            if self.matmul_dtype != torch.float32:
+                ids, mask, types = _pad_to_bucket(ids, mask, types)
             batch, seq = ids.shape
             x = self.word[ids] + self.position[:seq]
             x = x + (self.token_type[types] if types is not None else self.token_type[0])
@@ -136,6 +148,21 @@ class LeanBert:
             weights = mask.unsqueeze(-1).to(x.dtype)
             pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return F.normalize(pooled, p=2, dim=1).numpy()
+
+
+# oneDNN compiles a bfloat16 GEMM for each new row count on first use (10-25 ms, measured): queries are
+# padded (masked) to a multiple of this many tokens, so a handful of shapes serve every query.
+BUCKET_TOKENS = 16
+
+
+def _pad_to_bucket(ids, mask, types):
+    import torch.nn.functional as F
+
+    extra = -ids.shape[1] % BUCKET_TOKENS
+    if not extra:
+        return ids, mask, types
+    pad = (0, extra)
+    return F.pad(ids, pad), F.pad(mask, pad), (F.pad(types, pad) if types is not None else None)
 
 
 def native_bfloat16() -> bool:

@@ -97,6 +97,9 @@ class SentenceTransformerEmbedder:
             query_precision = "bfloat16" if native_bfloat16() else "float32"
         # The same model as a few tensor calls per layer, for queries (None: not an architecture it reproduces)
         self._lean = LeanBert.of(self.model, query_precision) if self._direct else None
+        if self._lean is not None and self.model.device.type == "cpu":
+            with _one_thread():  # as encode() runs queries
+                self._lean.warm_up()
         self.query_precision = query_precision if self._lean is not None else "float32"
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
