@@ -15,7 +15,9 @@ Speed on a CPU (numbers from ``python -m chatrec bench``):
   new since the last reply (the prompt keeps the per-turn candidates *after* the history);
 - ``quantize="int8"`` stores every linear layer (and the output head) as int8 with a per-row
   scale: decoding reads half the bytes (``_weight_int8pack_mm``); prefill runs the dense bf16
-  kernel on the int8 values and scales the output;
+  kernel on the int8 values and scales the output in place (wide layers, the MLP's gate and up
+  products, keep their int8 values column-major: oneDNN's bf16 product is 1.6x faster that way at
+  a follow-up's ~500-700 rows);
 - ``quantize="native"`` (what ``auto`` picks for big models on x86 CPUs with AVX512-VNNI or AVX2 +
   FMA and a C compiler; ``vnni`` is its older name): the same
   int8 weights, but decoding runs ``native.py``'s kernel, which quantises each token's activations
@@ -25,8 +27,9 @@ Speed on a CPU (numbers from ``python -m chatrec bench``):
   conversation's cache, SiLU MLP), which removes the ~10 ms of small torch operations per step that
   eager layers cost on 2 cores; ``CHATREC_NATIVE_LAYERS=0`` keeps transformers' layers;
 - on a CPU, a follow-up's new tokens attend to the cached prefix and to themselves in two flash
-  attention calls merged by their log-sum-exps (``split_attention.py``; ~5% off a follow-up's first
-  token after 2,000 tokens of history) instead of one call under a mask;
+  attention calls merged by their log-sum-exps (``split_attention.py``: the query heads sharing a
+  key head attend to the prefix as one block, without per-head key copies) instead of one call under
+  a mask;
 - ``device="auto"`` takes a CUDA GPU when torch sees one (bf16, or fp16 without bf16, placed by
   accelerate's ``device_map``; no int8 there) and says so in a warning when it falls back to the CPU.
 Left out: torch.compile and static caches (minutes of compilation on a 2-core machine; the fused
