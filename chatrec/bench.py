@@ -73,10 +73,13 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, object] = {"device": _device_info(args), "sizes": sizes, "quick": bool(args.quick)}
     started = time.perf_counter()
     for part in parts:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_ticks()
         _say(args, f"[bench] {part}...")
         report.update(PART_FUNCS[part](args, sizes))
         report[f"{part}_bench_s"] = round(time.perf_counter() - t, 1)
+        steal = steal_share(cpu, cpu_ticks())
+        if steal is not None:  # a VM's CPU time taken by its hypervisor: the part ran on less machine
+            report[f"{part}_steal_pct"] = round(100 * steal, 1)
     report["total_s"] = round(time.perf_counter() - started, 1)
     report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=1) if args.json else markdown(report) if args.markdown else _table(report))
@@ -388,10 +391,13 @@ def markdown(report: dict[str, object]) -> str:
     lines.append(f"Device: {d.get('device')} ({d.get('cpu')}, {d.get('cores')} cores, {d.get('threads')} torch "
                  f"threads, torch {d.get('torch')}{', ' + d['gpu'] if d.get('gpu') else ''}); "
                  f"load average at the end {report.get('load_average')}; total {report.get('total_s')} s.")
+    stolen = [f"{part} {report[part + '_steal_pct']}%" for part in PARTS if f"{part}_steal_pct" in report]
+    if stolen:  # a VM whose hypervisor ran something else on these cores
+        lines.append(f"CPU time taken by the hypervisor (steal): {', '.join(stolen)}.")
     return "\n".join(lines)
 
 
-from .bench_pipeline import bench_overhead, bench_search, bench_startup  # noqa: E402  (keeps this file short)
+from .bench_pipeline import bench_overhead, bench_search, bench_startup, cpu_ticks, steal_share  # noqa: E402
 
 PART_FUNCS = {"decode": bench_decode, "ttft": bench_ttft, "overhead": bench_overhead,
               "search": bench_search, "startup": bench_startup}

@@ -81,6 +81,25 @@ class CandidateEchoBackend:
         yield ", or the **Imaginary Hover Board 3000**. Which sounds better?"
 
 
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat's first line), None where there are none."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        return [int(x) for x in fields[1:9]] if fields and fields[0] == "cpu" else None
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of the machine's CPU time stolen by the hypervisor between two ``cpu_ticks``."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta)
+    return delta[7] / total if total > 0 else None
+
+
 def bench_overhead(args, sizes) -> dict[str, object]:
     """p50/p95 of a turn's latency with an instant LM, over scripted multi-turn conversations."""
     from .grounding import Grounder
@@ -114,6 +133,7 @@ def bench_overhead(args, sizes) -> dict[str, object]:
         rec = Recommender(services)
         settle_heap()  # as app.py does once start-up is over
         latencies, cpu = [], []
+        ticks = cpu_ticks()
         for turn in range(sizes["turns"] + 2):
             if turn % len(USER_TURNS) == 0:
                 state = rec.new_state()
@@ -125,6 +145,7 @@ def bench_overhead(args, sizes) -> dict[str, object]:
             cpu.append((time.process_time() - c) * 1000)
             if result.status != "ok":
                 raise RuntimeError(f"benchmark turn failed: {result.error}")
+        steal = steal_share(ticks, cpu_ticks())
         store.close()
     lat = np.array(latencies[2:])  # the first turns load lazy things (tokenizer, BM25 caches)
     p95 = float(np.percentile(lat, 95))
@@ -133,7 +154,8 @@ def bench_overhead(args, sizes) -> dict[str, object]:
     return {"turn_overhead_ms_p95": round(p95, 1), "turn_overhead_ms_p50": round(float(np.median(lat)), 1),
             "turn_overhead_cpu_ms_p95": round(float(np.percentile(cpu[2:], 95)), 1),
             "turn_overhead_target_ms": 50, "turn_overhead_ratio": round(p95 / 50, 2),
-            "overhead_items": n, "overhead_build_s": round(build_s, 1)}
+            "overhead_items": n, "overhead_build_s": round(build_s, 1),
+            **({"turn_overhead_steal_pct": round(100 * steal, 1)} if steal is not None else {})}
 
 
 def bench_search(args, sizes) -> dict[str, object]:

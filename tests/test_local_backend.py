@@ -650,3 +650,13 @@ def test_bench_decode_rate_runs_every_step_even_when_the_model_would_stop(tiny_m
     assert seen == [2, 6]  # the warm-up's two steps, then all six
     assert best > 0 and sustained > 0
     assert model.generation_config.eos_token_id == eos
+
+
+def test_the_bench_reports_the_share_of_cpu_time_the_hypervisor_took():
+    from chatrec.bench_pipeline import steal_share
+
+    # user nice system idle iowait irq softirq steal
+    before = [100, 0, 10, 1000, 0, 0, 0, 5]
+    after = [160, 0, 20, 1120, 0, 0, 0, 15]  # 200 ticks passed, 10 of them stolen
+    assert steal_share(before, after) == 0.05
+    assert steal_share(None, after) is None and steal_share(before, before) is None

@@ -46,3 +46,4 @@ def test_settle_heap_freezes_what_start_up_built():
         assert gc.isenabled() and gc.get_freeze_count() >= len(built)
     finally:
         gc.unfreeze()
+
