@@ -165,14 +165,3 @@ def _pad_to_bucket(ids, mask, types):
         return ids, mask, types
     pad = (0, extra)
     return F.pad(ids, pad), F.pad(mask, pad), (F.pad(types, pad) if types is not None else None)
-
-
-def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), where bfloat16
-    weights make a query's products ~1.4x faster; elsewhere bfloat16 is emulated and slower than float32."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags

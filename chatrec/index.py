@@ -27,7 +27,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .errors import ConfigError, ModelLoadError
-from .fast_encoder import LeanBert, native_bfloat16
+from .fast_encoder import LeanBert
 
 log = logging.getLogger(__name__)
 # Exact top-k reads every vector: 50k x 384 float32 is 77 MB, ~5 ms at a 2-core machine's ~15 GB/s,
@@ -94,7 +94,9 @@ class SentenceTransformerEmbedder:
         if query_precision not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"query precision {query_precision!r}: use auto, float32 or bfloat16")
         if query_precision == "auto":
-            query_precision = "bfloat16" if native_bfloat16() else "float32"
+            from .backends.native import cpu_has_bf16
+
+            query_precision = "bfloat16" if cpu_has_bf16() else "float32"
         # The same model as a few tensor calls per layer, for queries (None: not an architecture it reproduces)
         self._lean = LeanBert.of(self.model, query_precision) if self._direct else None
         if self._lean is not None and self.model.device.type == "cpu":

@@ -61,14 +61,7 @@ def _pick_dtype(torch, dtype: str, device: str):
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     # bf16 halves the bytes read per token; without native bf16 instructions it is emulated and slow.
-    return torch.bfloat16 if _cpu_has_bf16(torch) else torch.float32
-
-
-def _cpu_has_bf16(torch) -> bool:
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return torch.bfloat16 if native.cpu_has_bf16() else torch.float32
 
 
 class PrefixCache:

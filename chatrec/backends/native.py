@@ -41,6 +41,17 @@ def cache_dir() -> Path:
     return Path(base) / "chatrec" / "native"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether torch multiplies bfloat16 on this CPU in hardware (AVX512-BF16 or AMX, via oneDNN);
+    elsewhere bfloat16 is emulated and slower than float32."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _cpu_flags() -> set[str]:
     try:
         return set(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split())
