@@ -99,7 +99,7 @@ class SentenceTransformerEmbedder:
             query_precision = "bfloat16" if cpu_has_bf16() else "float32"
         # The same model as a few tensor calls per layer, for queries (None: not an architecture it reproduces)
         self._lean = LeanBert.of(self.model, query_precision) if self._direct else None
-        if self._lean is not None and self.model.device.type == "cpu":
+        if self._lean is not None:  # (only ever built for a model on the CPU)
             with _one_thread():  # as encode() runs queries
                 self._lean.warm_up()
         self.query_precision = query_precision if self._lean is not None else "float32"
