@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
 FACETS = ("genre", "seed_genre", "credits", "named_credits", "era")
-SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests")
+SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests", "comention")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [
     ("dense only", ("dense",), ()),
@@ -48,7 +48,7 @@ ROWS = [
                                                *FACETS),
      ("lexical", "mentioned", "collab", "popularity", "recency", *FACETS)),
     ("+ learned priors from other dialogues (CV)", SIGNALS,
-     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests")),
+     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests", "comention")),
 ]
 # Fixed weights, no search: what the shipped commands run (the learned priors still come from the
 # other folds). (row name, RankWeights factory name)
@@ -164,7 +164,7 @@ def ms_per_turn(services, cache: Cache, weights: dict[str, float], n: int = 60) 
 
     w = replace(RankWeights(), **{s: weights.get(s, 0.0) for s in SIGNALS})
     ranker = services.ranker
-    learned = any(weights.get(s) for s in ("target_pop", "cooc", "requests"))
+    learned = any(weights.get(s) for s in RankWeights.LEARNED)
     ranker.set_target_prior(cache.priors[0] if learned else None)
     cached = ranker.index.embedder
     ranker.index.embedder = getattr(cached, "embedder", cached)  # time real query encoding, not the cache

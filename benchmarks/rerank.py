@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ranking  # noqa: E402  (benchmarks/ranking.py: data paths, folds, the signal cache)
 
-LEARNED = ("target_pop", "cooc", "requests")
+LEARNED = ("target_pop", "cooc", "requests", "comention")
 SIGNALS = tuple(s for s in ranking.SIGNALS if s not in LEARNED)
 EXTRA = ("linear", "linear_rank", "user_turns", "seeds")
 
@@ -58,6 +58,7 @@ def turn_features(services, cache, i: int, prior, n_candidates: int):
     query = ranker.query_vector(state, w)
     learned = {"target_pop": prior.popularity(),
                "cooc": prior.following(positions, strengths) if seeds else np.zeros(len(services.catalog), np.float32),
+               "comention": prior.together(positions, strengths),
                "requests": prior.similar_requests(query, w.requests_k) if query is not None
                else np.zeros(len(services.catalog), np.float32)}
     linear = cache.base[i] - w.shown_penalty * cache.shown[i]

@@ -106,16 +106,21 @@ class TargetPrior:
     cross-validation folds, or the product's own logged turns): how often each item was suggested,
     which items were suggested after which items had been named (mention -> target co-occurrence),
     and, given each training turn's query vector, what was suggested for *similar requests*
-    (k nearest training turns by query cosine; "people who asked like this were offered these").
+    (k nearest training turns by query cosine; "people who asked like this were offered these"),
+    and which items came up *in the same conversation* (co-mention: a conversation about horror
+    films names horror films, on either side; turns whose context extends another turn's context
+    are one conversation, and each conversation's pairs weigh 1 / its number of items).
     Never built from the dialogues being scored; ``benchmarks/ranking.py`` shows the cross-validated effect."""
 
     def __init__(self, catalog: Catalog, counts: np.ndarray, cooc: sparse.csr_matrix,
-                 queries: np.ndarray | None = None, query_targets: sparse.csr_matrix | None = None):
+                 queries: np.ndarray | None = None, query_targets: sparse.csr_matrix | None = None,
+                 comention: sparse.csr_matrix | None = None):
         self.catalog = catalog
         self.counts = counts
         self.cooc = cooc
         self.queries = queries  # (turns, dim) unit vectors, or None
         self.query_targets = query_targets  # (turns, items) 1 where the turn's target was the item
+        self.comention = comention  # (items, items) log1p of size-weighted co-mentions, zero diagonal
 
     @classmethod
     def from_dialogues(cls, catalog: Catalog, matcher, dialogues, query_of=None) -> "TargetPrior":
@@ -128,9 +133,13 @@ class TargetPrior:
         vectors: list[np.ndarray] = []
         q_rows: list[int] = []
         q_cols: list[int] = []
-        for d in dialogues:
+        dialogues = list(dialogues)
+        conversation = conversations(dialogues)
+        talked_of: dict[int, set[int]] = {}  # conversation -> every item named in it or suggested
+        for d, conv in zip(dialogues, conversation):
             targets = [pos[t] for t in d.targets if t in pos]
             named = {pos[m.item_id] for _, text in d.context for m in matcher.find_in_text(text)}
+            talked_of.setdefault(conv, set()).update(named, targets)
             for t in targets:
                 counts[t] += 1
                 for n in named - {t}:
@@ -143,11 +152,12 @@ class TargetPrior:
                 vectors.append(vec)
         cooc = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
                                  shape=(len(catalog), len(catalog)), dtype=np.float32)
+        comention = _comention(talked_of.values(), len(catalog))
         if not vectors:
-            return cls(catalog, counts, cooc)
+            return cls(catalog, counts, cooc, comention=comention)
         qt = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
                                shape=(len(vectors), len(catalog)), dtype=np.float32)
-        return cls(catalog, counts, cooc, np.stack(vectors).astype(np.float32), qt)
+        return cls(catalog, counts, cooc, np.stack(vectors).astype(np.float32), qt, comention)
 
     def popularity(self) -> np.ndarray:
         """log-scaled suggestion counts in [0, 1]."""
@@ -164,6 +174,15 @@ class TargetPrior:
                 out[row.indices] += w * np.log1p(row.data)
         return out / out.max() if out.max() > 0 else out
 
+    def together(self, seeds: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
+        """How strongly each item was talked of in the same conversations as the seed items, in [0, 1]."""
+        out = np.zeros(len(self.catalog), dtype=np.float32)
+        if self.comention is None or not len(seeds):
+            return out
+        w = np.asarray(list(weights) if weights is not None else [1.0] * len(seeds), dtype=np.float32)
+        out = np.asarray(self.comention[list(seeds)].T @ w).ravel().astype(np.float32)
+        return out / out.max() if out.max() > 0 else out
+
     def similar_requests(self, query: np.ndarray, k: int = 100) -> np.ndarray:
         """Items suggested in the ``k`` training turns whose queries are most similar, weighted by
         cosine similarity, in [0, 1]. One matrix-vector product over the stored turns."""
@@ -176,3 +195,40 @@ class TargetPrior:
         weights = np.clip(sims[near], 0, None)
         out = np.asarray(self.query_targets[near].T @ weights).ravel().astype(np.float32)
         return out / out.max() if out.max() > 0 else out
+
+
+def conversations(dialogues: Sequence) -> list[int]:
+    """A conversation number per dialogue turn: a turn whose context extends another turn's whole
+    context (the same messages, then more) continues that turn's conversation. Recorded splits
+    hold one row per turn with the full context so far, and so does the product's log. Only a
+    context with text from both sides can be continued: a lone "hi" opens many conversations."""
+    order = sorted(range(len(dialogues)), key=lambda i: len(dialogues[i].context))
+    of_context: dict[tuple, int] = {}
+    out = [0] * len(dialogues)
+    started = 0
+    for i in order:
+        context = tuple((str(role), str(text)) for role, text in dialogues[i].context)
+        conv = next((of_context[context[:j]] for j in range(len(context), 0, -1) if context[:j] in of_context), None)
+        if conv is None:
+            conv, started = started, started + 1
+        out[i] = conv
+        if {role for role, text in context if text.strip()} >= {"user", "assistant"}:
+            of_context.setdefault(context, conv)
+    return out
+
+
+def _comention(item_sets: Iterable[set[int]], n_items: int) -> sparse.csr_matrix:
+    """Item x item: sum over conversations naming both of 1 / the conversation's item count, log1p."""
+    rows: list[int] = []
+    cols: list[int] = []
+    for c, items in enumerate(s for s in item_sets if len(s) > 1):
+        rows += [c] * len(items)
+        cols += sorted(items)
+    n_conv = (rows[-1] + 1) if rows else 0
+    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_conv, n_items))
+    size = np.asarray(x.sum(axis=1)).ravel()
+    c = (x.T @ sparse.diags(1.0 / np.maximum(size, 1)).astype(np.float32) @ x).tocsr()
+    c.setdiag(0)
+    c.eliminate_zeros()
+    c.data = np.log1p(c.data)
+    return c.astype(np.float32)

@@ -10,7 +10,8 @@ score = dense similarity of the conversation to each item (informative user turn
         people shared with them (sequels, a director's other films), people named in words
       - a fixed demotion for near-duplicates of items the user rejected (similarity >= threshold)
       + popularity and recency priors + aggregated feedback prior (from the store, with a minimum count)
-      + learned priors from other dialogues' targets when a ``TargetPrior`` is set (off by default)
+      + learned priors from other dialogues when a ``TargetPrior`` is set (off by default): how often
+        items were suggested, after which items, for which requests, and in which conversations
       + soft bonuses for the wanted category and must-have terms
 then hard filters: price bounds, exclusions, rejected items, items the user named themselves.
 Items already shown are demoted, not hidden, so a still-best item can come back later.
@@ -58,22 +59,23 @@ class RankWeights:
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
-    shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"
+    shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
     era: float = 0.5  # items from the era the user asked for ("80s movies", "an old classic", "something recent")
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
     requests: float = 0.0  # learned: suggested for similar requests in other dialogues (TargetPrior)
+    comention: float = 0.0  # learned: talked of in the same conversations as the items named here (TargetPrior)
     requests_k: int = 100  # how many similar training turns vote
     turn_decay: float = 0.5  # weight of older user turns in the query
     feedback_min_count: int = 3
 
-    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests")
+    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests", "comention")
 
     @classmethod
     def learned(cls) -> "RankWeights":
         """The defaults plus the learned priors at their cross-validated weights (with training dialogues)."""
-        return cls(target_pop=0.5, cooc=0.2, requests=1.0)
+        return cls(target_pop=0.5, cooc=0.2, requests=1.0, comention=1.0)
 
     def without(self, *names: str) -> "RankWeights":
         return replace(self, **{n: 0.0 for n in names})
@@ -221,6 +223,8 @@ class Ranker:
             out["credits"] = w.credits * self.facets.credit_scores(positions, strengths)
         if seeds and w.cooc and self.target_prior is not None:
             out["cooc"] = w.cooc * self.target_prior.following(positions, strengths)
+        if seeds and w.comention and self.target_prior is not None:
+            out["comention"] = w.comention * self.target_prior.together(positions, strengths)
         out.update(self._feedback_neighbours(state, w))
         return out
 

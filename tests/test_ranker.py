@@ -109,6 +109,46 @@ def test_learned_target_prior_counts_and_follows(tmp_path):
     assert _ids(ranker, tracker, "hello", k=2) == ["d", "c"]
 
 
+def test_turns_whose_context_extends_another_turn_are_one_conversation():
+    from chatrec.collab import conversations
+    from chatrec.evaluate import Dialogue
+
+    first = [("user", "hi"), ("assistant", "what do you like?"), ("user", "ghost films")]
+    turns = [Dialogue("x-3", first + [("assistant", "Beta Ghost"), ("user", "more")], []),
+             Dialogue("y-1", [("user", "hi")], []),  # a different opening: another conversation
+             Dialogue("x-1", first, []), Dialogue("z-1", [], []), Dialogue("z-2", [], [])]
+    conv = conversations(turns)
+    assert conv[0] == conv[2] and len({conv[0], conv[1], conv[3], conv[4]}) == 4
+
+
+def test_learned_comention_lifts_items_of_the_same_conversations(tmp_path):
+    from chatrec.evaluate import Dialogue
+
+    opening = [("assistant", "Hi! What do you like?"), ("user", "I liked Alpha Ghost (2017)")]
+    # one conversation in two turns: Alpha Ghost named, Beta Ghost then Zeta Space suggested
+    train = [Dialogue("1-1", opening, ["b"]),
+             Dialogue("1-2", opening + [("assistant", "Beta Ghost (2016)?"), ("user", "seen it")], ["f"]),
+             Dialogue("2-1", [("user", "I liked Gamma Laughs (1990)")], ["d"])]
+    w = RankWeights(dense=0, lexical=0, mentioned=0, popularity=0, recency=0, comention=1.0)
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=w)
+    prior = TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train)
+    ranker.set_target_prior(prior)
+    # Zeta Space was never named before a suggestion (no "cooc"), but it came up with both ghost films
+    ranked = ranker.rank(_state(tracker, "I liked Zeta Space (2010)"), k=6)
+    assert [r.item.id for r in ranked][:2] == ["a", "b"]
+    assert ranked[0].signals["comention"] == ranked[1].signals["comention"] == 1.0
+    # Epsilon Space never came up in a training conversation: nothing is lifted
+    assert {r.signals["comention"] for r in ranker.rank(_state(tracker, "I liked Epsilon Space (2010)"))} == {0.0}
+    ranker.set_target_prior(None)  # off without training dialogues
+    assert all("comention" not in r.signals for r in ranker.rank(_state(tracker, "I liked Zeta Space (2010)")))
+
+
+def _state(tracker, text):
+    state = DialogueState()
+    tracker.observe(state, Message("user", text))
+    return state
+
+
 def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0))
     assert "a" not in _ids(ranker, tracker, "I loved Alpha Ghost")  # seen: never recommended back
