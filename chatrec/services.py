@@ -126,7 +126,7 @@ MIN_LIKED_SUGGESTIONS = 30  # below this, learned priors stay off: a few votes m
 def learn_from_logs(services: Services, min_liked: int = MIN_LIKED_SUGGESTIONS) -> int:
     """The product learning from its own log: turns whose suggestions users liked become training
     dialogues for the ranker's learned priors (``collab.TargetPrior``: what was liked, after which
-    items were named, for which kinds of request), the same priors ``eval --train-dialogues`` learns
+    items were named, for which kinds of request, alongside which items), the same priors ``eval --train-dialogues`` learns
     from recorded dialogues. Off until ``min_liked`` liked suggestions exist; read once at start-up.
     Returns the number of liked suggestions learned from (0: off). Texts stored as hashes
     (``--privacy``) cannot be learned from and are skipped."""
