@@ -27,8 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ranking  # noqa: E402  (benchmarks/ranking.py: data paths, folds, the signal cache)
+from chatrec.ranker import RankWeights  # noqa: E402  (importable once ranking.py put the repo on sys.path)
 
-LEARNED = ("target_pop", "cooc", "requests", "comention")
+LEARNED = RankWeights.LEARNED
 SIGNALS = tuple(s for s in ranking.SIGNALS if s not in LEARNED)
 EXTRA = ("linear", "linear_rank", "user_turns", "seeds")
 
@@ -49,8 +50,6 @@ def nested_priors(services, cache, dialogues, folds: int):
 
 def turn_features(services, cache, i: int, prior, n_candidates: int):
     """(candidate positions, feature matrix, labels) of turn ``i`` with ``prior`` as learned priors."""
-    from chatrec.ranker import RankWeights
-
     ranker, w = services.ranker, RankWeights.learned()
     state = cache.states[i]
     seeds = ranker._seeds(state, w.shown_seed)
