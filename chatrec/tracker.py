@@ -48,6 +48,9 @@ _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? t
 _NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|not)\s+(?:really\s+)?"
                             r"(?:like|love|enjoy|care|a fan|good|great|into)|\b(?:hate[sd]?|hating|"
                             r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh)\b", re.I)
+# The item itself is what the user refuses: "no Cars 3 or Pixar films", "anything but The Shining".
+_NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excluding|without|avoid|anything but|nothing like|"
+                              r"nothing similar to|no more|none of)\s+(?:the\s+)?$", re.I)
 _POS_SENTIMENT = re.compile(r"\b(?:like[sd]?|love[sd]?|loving|enjoy(?:ed|s)?|favou?rite|great|awesome|"
                             r"amazing|good|fan of|into|adore[sd]?|fun|best)\b", re.I)
 _CLAUSE = re.compile(r"[.!?;]|\bbut\b|\bhowever\b|\bthough\b", re.I)
@@ -169,7 +172,7 @@ def mention_sentiment(text: str, start: int, end: int) -> int:
     lo = max(b for b in bounds if b <= start)
     hi = min((b for b in bounds if b >= end), default=len(text))
     clause = text[lo:start] + " " + text[end:hi]
-    if _NEG_SENTIMENT.search(clause):
+    if _NEGATED_MENTION.search(text, 0, start) or _NEG_SENTIMENT.search(clause):
         return -1
     if _POS_SENTIMENT.search(clause):
         return 1

@@ -83,6 +83,11 @@ def test_category(tmp_path, text, category):
     ("I didn't like The Shining", {"m6": -1}),
     ("I loved Get Out but hated The Shining", {"m5": 1, "m6": -1}),
     ("it was shining", {}),  # a lower-case single word is not a title
+    ("No Get Out (2017) or horror movies please", {"m5": -1}),  # a negated title is refused
+    ("anything but The Shining", {"m6": -1}),
+    ("not It Follows, and nothing like The Babadook", {"m2": -1, "m1": -1}),
+    ("No, I loved The Shining", {"m6": 1}),  # "No," answers a question; the film is liked
+    ("why not The Shining?", {"m6": 0}),
 ])
 def test_mentions_with_sentiment(tmp_path, text, mentioned):
     state = _observe(_tracker(tmp_path, MOVIES), text)
