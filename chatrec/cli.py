@@ -19,6 +19,7 @@ from .settings import Settings
 COMMANDS = {
     "chat": ("chatrec.chat_cli", "chat in the terminal, one turn per MESSAGE"),
     "eval": ("chatrec.evaluate", "rank catalog items for recorded dialogues and report Recall@K"),
+    "learn": ("chatrec.learned", "learn ranking priors from recorded dialogues into a file (--priors)"),
     "simulate": ("chatrec.simulate", "simulated shoppers with hidden targets; report success@k"),
     "bench": ("chatrec.bench", "measure decode speed, time to first token, overheads, search"),
     "export": ("chatrec.export", "export conversations, recommendations and feedback (CSV/Parquet)"),
@@ -57,6 +58,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prefill", action="store_true", default=None,
                    help="pre-fill the reply from prompts/reply_prefix.j2 also when constraints are off (always with them) [CHATREC_PREFILL]")
     g.add_argument("--privacy", action="store_true", default=None, help="store only hashes of conversation text")
+    g.add_argument("--priors", help="learned-priors files (python -m chatrec learn), comma-separated; 'auto' "
+                   "(default): the files in catalog/learned/ that cover the catalog; 'none' [CHATREC_PRIORS]")
     g.add_argument("--no-learning", dest="learn_from_logs", action="store_false", default=None,
                    help="do not learn ranking priors from liked suggestions in the log [CHATREC_LEARN_FROM_LOGS=0]")
 

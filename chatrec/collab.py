@@ -124,40 +124,46 @@ class TargetPrior:
 
     @classmethod
     def from_dialogues(cls, catalog: Catalog, matcher, dialogues, query_of=None) -> "TargetPrior":
-        """``dialogues``: objects with ``.context`` [(role, text)] and ``.targets`` [item id];
+        """``dialogues``: objects with ``.id``, ``.context`` [(role, text)] and ``.targets`` [item id];
         ``query_of(dialogue)`` -> unit query vector or None enables ``similar_requests``."""
+        from .learned import PriorExamples, build_prior
+
+        return build_prior(catalog, PriorExamples.from_dialogues(catalog, matcher, dialogues, query_of))
+
+    @classmethod
+    def from_examples(cls, catalog: Catalog, named: Sequence[Sequence[str]], targets: Sequence[Sequence[str]],
+                      groups: Sequence[int], queries: np.ndarray | None = None) -> "TargetPrior":
+        """Per training turn: the item ids named in its context, the ids suggested, its conversation
+        number, and (optionally) its query vector (a zero row: none); see ``learned.PriorExamples``."""
         pos = catalog.position
         counts = np.zeros(len(catalog), dtype=np.float32)
         rows: list[int] = []
         cols: list[int] = []
-        vectors: list[np.ndarray] = []
         q_rows: list[int] = []
         q_cols: list[int] = []
-        dialogues = list(dialogues)
-        conversation = conversations(dialogues)
+        kept: list[int] = []
         talked_of: dict[int, set[int]] = {}  # conversation -> every item named in it or suggested
-        for d, conv in zip(dialogues, conversation):
-            targets = [pos[t] for t in d.targets if t in pos]
-            named = {pos[m.item_id] for _, text in d.context for m in matcher.find_in_text(text)}
-            talked_of.setdefault(conv, set()).update(named, targets)
-            for t in targets:
+        for turn, (names, suggested, conv) in enumerate(zip(named, targets, groups)):
+            wanted = [pos[t] for t in suggested if t in pos]
+            seen = {pos[n] for n in names if n in pos}
+            talked_of.setdefault(conv, set()).update(seen, wanted)
+            for t in wanted:
                 counts[t] += 1
-                for n in named - {t}:
+                for n in seen - {t}:
                     rows.append(n)
                     cols.append(t)
-            vec = query_of(d) if query_of is not None and targets else None
-            if vec is not None:
-                q_rows += [len(vectors)] * len(targets)
-                q_cols += targets
-                vectors.append(vec)
+            if queries is not None and wanted and queries[turn].any():
+                q_rows += [len(kept)] * len(wanted)
+                q_cols += wanted
+                kept.append(turn)
         cooc = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
                                  shape=(len(catalog), len(catalog)), dtype=np.float32)
         comention = _comention(talked_of.values(), len(catalog))
-        if not vectors:
+        if not kept:
             return cls(catalog, counts, cooc, comention=comention)
         qt = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
-                               shape=(len(vectors), len(catalog)), dtype=np.float32)
-        return cls(catalog, counts, cooc, np.stack(vectors).astype(np.float32), qt, comention)
+                               shape=(len(kept), len(catalog)), dtype=np.float32)
+        return cls(catalog, counts, cooc, np.asarray(queries[kept], dtype=np.float32), qt, comention)
 
     def popularity(self) -> np.ndarray:
         """log-scaled suggestion counts in [0, 1]."""

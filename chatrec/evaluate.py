@@ -6,9 +6,10 @@ catalog is ranked, and every (turn, target) pair counts once: a hit when the tar
 top K. With a language model configured, the LM's grounded picks go first, then the ranker's order.
 
 Services (catalog, embeddings, indexes, LM) are built once; with ``--home`` the catalog embeddings
-are cached on disk, so later runs start in seconds. It does not train anything on the dialogues
-it scores: learned priors come from ``--train-dialogues`` (another split) or from cross-validation
-folds (``benchmarks/ranking.py``).
+are cached on disk, so later runs start in seconds. It never scores a conversation with priors
+learned from it: learned priors come from ``--priors`` files (``python -m chatrec learn``; scored
+conversations found in them are ranked fold by fold with priors rebuilt without their fold, see
+``learned.py``) and from ``--train-dialogues`` (another split).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Tally:
     mentions: int = 0
     ungrounded: int = 0
     lm_picks: int = 0
+    held_out: dict[str, int] | None = None  # learned priors rebuilt per fold (scored conversations learned from)
 
     def add(self, ranked_ids: list[str], targets: list[str], latency_ms: float) -> None:
         self.n_turns += 1
@@ -175,19 +177,12 @@ def rank_ids_lm(recommender, dialogue: Dialogue, k: int, tally: Tally) -> list[s
 
 
 def learn_from(services, dialogues: list[Dialogue]) -> None:
-    """Learned priors from other dialogues' targets (``TargetPrior``), switched on with the
-    cross-validated weights of ``RankWeights.learned``."""
-    from dataclasses import replace
+    """Learned priors from other dialogues' targets (``TargetPrior``), added to those already
+    configured (``--priors``) and switched on with the cross-validated weights of ``RankWeights.learned``."""
+    from .learned import apply, examples_of
 
-    from .collab import TargetPrior
-    from .ranker import RankWeights
-
-    ranker = services.ranker
-    prior = TargetPrior.from_dialogues(services.catalog, services.matcher, dialogues,
-                                       query_of=lambda d: ranker.query_vector(replay(services, d)))
-    ranker.set_target_prior(prior)
-    learned = RankWeights.learned()
-    ranker.weights = replace(ranker.weights, **{n: getattr(learned, n) for n in RankWeights.LEARNED})
+    examples = examples_of(services, dialogues)
+    apply(services, examples if services.priors is None else services.priors.concat(examples))
 
 
 def evaluate(services, dialogues: Iterable[Dialogue], ks: list[int], progress: bool = False) -> Tally:
@@ -199,8 +194,14 @@ def evaluate(services, dialogues: Iterable[Dialogue], ks: list[int], progress: b
         from .recommender import Recommender
 
         recommender = Recommender(services)
+    fold_priors, fold, turns = _held_out_priors(services, dialogues)
+    if fold_priors:
+        tally.held_out = {"folds": len(fold_priors), "training_turns_per_fold": turns}
+    full = services.ranker.target_prior
     bar = _bar(len(dialogues), progress)
-    for dialogue in dialogues:
+    for i, dialogue in enumerate(dialogues):
+        if fold_priors:
+            services.ranker.set_target_prior(fold_priors[fold[i]])
         known = [t for t in dialogue.targets if t in services.catalog.position]
         started = time.perf_counter()
         if recommender is None:
@@ -210,7 +211,22 @@ def evaluate(services, dialogues: Iterable[Dialogue], ks: list[int], progress: b
         tally.add(ranked, known, (time.perf_counter() - started) * 1000)
         bar.update(1)
     bar.close()
+    if fold_priors:
+        services.ranker.set_target_prior(full)
     return tally
+
+
+def _held_out_priors(services, dialogues: list[Dialogue]):
+    """Never score a conversation with priors learned from it: when the configured priors were
+    learned from some of ``dialogues``: one prior per fold, each dialogue's fold, and each prior's
+    number of training turns; else Nones. See ``learned.held_out``."""
+    from .learned import held_out, prior_for
+
+    if services.priors is None or (split := held_out(services.priors, dialogues)) is None:
+        return None, None, None
+    masks, fold = split
+    priors = [prior_for(services, services.priors.subset(m)) for m in masks]
+    return priors, fold, [int(m.sum()) for m in masks]
 
 
 def _bar(total: int, enabled: bool):
@@ -240,7 +256,7 @@ def report(services, tally: Tally, args: argparse.Namespace, skipped_targets: in
         "ranking_path_note": ("the LM's grounded picks first, then the ranker's order" if lm
                               else "the hybrid ranker alone (no LM)"),
         "weights": asdict(services.ranker.weights),
-        "learned_priors": _learned(services.ranker),
+        "learned_priors": _learned(services, tally),
         "embedder": services.settings.embedder,
         "skipped_targets": skipped_targets,
         "lm_mentions": tally.mentions,
@@ -249,12 +265,19 @@ def report(services, tally: Tally, args: argparse.Namespace, skipped_targets: in
     }
 
 
-def _learned(ranker) -> dict[str, object] | None:
-    prior = ranker.target_prior
+def _learned(services, tally: Tally) -> dict[str, object] | None:
+    prior = services.ranker.target_prior
     if prior is None:
         return None
-    return {"suggestions": int(prior.counts.sum()),
-            "request_turns": 0 if prior.queries is None else int(prior.queries.shape[0])}
+    out: dict[str, object] = {"suggestions": int(prior.counts.sum()),
+                              "request_turns": 0 if prior.queries is None else int(prior.queries.shape[0])}
+    if services.priors is not None:
+        out["files"] = services.priors.meta.get("files", [])
+        out["training_turns"] = len(services.priors)
+    if tally.held_out:
+        out["held_out"] = {**tally.held_out, "note": "some scored conversations were learned from: each fold "
+                           "(by conversation) was ranked with priors rebuilt without it (cross-validated)"}
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,11 +18,12 @@ from .collab import CollaborativeModel
 from .errors import ChatrecError, ModelLoadError
 from .grounding import Grounder
 from .index import Embedder, EmbeddingIndex, SentenceTransformerEmbedder, build_index
+from .learned import PriorExamples, apply, load_configured
 from .lexical import LexicalIndex
 from .matching import TitleMatcher
 from .prompts import PromptBuilder
 from .ranker import Ranker
-from .settings import Settings
+from .settings import LEARNED_DIR, Settings
 from .store import Store
 from .tracker import Tracker
 
@@ -43,6 +44,7 @@ class Services:
     store: Store
     backend: LMBackend | None
     notices: list[str] = field(default_factory=list)
+    priors: PriorExamples | None = None  # learned-priors examples behind ranker.target_prior
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -111,6 +113,11 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
         prompts.context_after_history = True
     services = Services(settings, catalog, index, matcher, Tracker(catalog, matcher), ranker, grounder, prompts,
                         store, backend, notices, timings)
+    t = time.perf_counter()
+    apply(services, load_configured(settings.priors, catalog, LEARNED_DIR))
+    if services.priors is not None:
+        say(f"Learned priors: {len(services.priors)} recorded turns ({', '.join(services.priors.meta['files'])})")
+    timings["priors_s"] = time.perf_counter() - t
     if settings.learn_from_logs:
         t = time.perf_counter()
         learned = learn_from_logs(services)

@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOG = PROJECT_ROOT / "catalog" / "toys.jsonl"
+LEARNED_DIR = PROJECT_ROOT / "catalog" / "learned"
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 ENV_PREFIX = "CHATREC_"
@@ -59,6 +60,9 @@ class Settings:
     auth: str | None = None  # "user:pass"
     concurrency: int = 4
     privacy: bool = False  # store only hashes of conversation text
+    # learned ranking priors (python -m chatrec learn): "auto" = the files in catalog/learned/ that cover
+    # the catalog, "none", or comma-separated paths
+    priors: str = "auto"
     learn_from_logs: bool = True  # learned ranking priors from liked suggestions in the log (from 30 on)
 
     @property
@@ -118,4 +122,4 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
     return value
 
 
-__all__ = ["Settings", "DEFAULT_CATALOG", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "PROJECT_ROOT"]
+__all__ = ["Settings", "DEFAULT_CATALOG", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "PROJECT_ROOT", "LEARNED_DIR"]
