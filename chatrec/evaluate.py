@@ -199,20 +199,22 @@ def evaluate(services, dialogues: Iterable[Dialogue], ks: list[int], progress: b
         tally.held_out = {"folds": len(fold_priors), "training_turns_per_fold": turns}
     full = services.ranker.target_prior
     bar = _bar(len(dialogues), progress)
-    for i, dialogue in enumerate(dialogues):
+    try:
+        for i, dialogue in enumerate(dialogues):
+            if fold_priors:
+                services.ranker.set_target_prior(fold_priors[fold[i]])
+            known = [t for t in dialogue.targets if t in services.catalog.position]
+            started = time.perf_counter()
+            if recommender is None:
+                ranked = rank_ids(services, dialogue, ks[-1])
+            else:
+                ranked = rank_ids_lm(recommender, dialogue, ks[-1], tally)
+            tally.add(ranked, known, (time.perf_counter() - started) * 1000)
+            bar.update(1)
+    finally:
+        bar.close()
         if fold_priors:
-            services.ranker.set_target_prior(fold_priors[fold[i]])
-        known = [t for t in dialogue.targets if t in services.catalog.position]
-        started = time.perf_counter()
-        if recommender is None:
-            ranked = rank_ids(services, dialogue, ks[-1])
-        else:
-            ranked = rank_ids_lm(recommender, dialogue, ks[-1], tally)
-        tally.add(ranked, known, (time.perf_counter() - started) * 1000)
-        bar.update(1)
-    bar.close()
-    if fold_priors:
-        services.ranker.set_target_prior(full)
+            services.ranker.set_target_prior(full)  # the services keep serving with everything learned
     return tally
 
 
