@@ -174,19 +174,27 @@ def find_priors(setting: str, catalog: Catalog, folder: Path) -> list[Path]:
 
 def held_out(examples: PriorExamples, dialogues) -> tuple[list[np.ndarray], np.ndarray] | None:
     """When ``dialogues`` (being scored) share conversations with ``examples``: per fold, the mask of
-    examples a prior for that fold may use, and each dialogue's fold. None when nothing is shared."""
+    examples a prior for that fold may use, and each dialogue's fold. None when nothing is shared.
+
+    An example belongs to a scored conversation when its conversation id is that conversation's, or
+    when its exact context is a scored turn's (the same data under other ids): then every example of
+    its conversation (``group``: turns whose contexts extend each other) is held out of that fold."""
     ids = [conversation_of(str(d.id)) for d in dialogues]
-    hashes = {context_hash(d.context): c for d, c in zip(dialogues, ids)}
-    scored = set(ids)
-    # an example is "scored" when its conversation id is, or its exact context is (another id scheme)
-    example_conv = [c if c in scored else hashes.get(h) for c, h in zip(examples.conversation, examples.context)]
-    if not any(c is not None for c in example_conv):
-        return None
-    # folds by conversation; an example recognised by its context takes that conversation's fold
     fold = np.array([fold_of(c, FOLDS) for c in ids])
-    ex_fold = np.array([-1 if c is None else fold_of(c, FOLDS) for c in example_conv])
-    masks = [ex_fold != k for k in range(FOLDS)]
-    return masks, fold
+    fold_of_conv = dict(zip(ids, fold.tolist()))
+    fold_of_context = {context_hash(d.context): int(f) for d, f in zip(dialogues, fold)}
+    excluded = np.zeros((len(examples), FOLDS), dtype=bool)
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(examples.group):
+        members.setdefault(g, []).append(i)
+    for i, (conv, ctx, g) in enumerate(zip(examples.conversation, examples.context, examples.group)):
+        if conv in fold_of_conv:
+            excluded[i, fold_of_conv[conv]] = True
+        if ctx in fold_of_context:
+            excluded[members[g], fold_of_context[ctx]] = True
+    if not excluded.any():
+        return None
+    return [~excluded[:, k] for k in range(FOLDS)], fold
 
 
 def load_configured(setting: str, catalog: Catalog, folder: Path) -> PriorExamples | None:

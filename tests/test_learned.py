@@ -25,12 +25,16 @@ MOVIES = [
 
 def _turn(conv: str, text: str, target: str) -> dict:
     return {"id": f"{conv}-1", "context": [{"role": "user", "content": ""},
-                                           {"role": "assistant", "content": "Hi! What do you like to watch?"},
+                                           {"role": "assistant", "content": f"Hi, I'm recommender {conv}!"},
                                            {"role": "user", "content": text}], "targets": [target]}
 
 
-# Recommenders answered Alpha Quest with Blue Harbour four times; Desert Run with Evening Tea once.
+# Recommenders answered Alpha Quest with Blue Harbour four times; Desert Run with Evening Tea once,
+# and the conversation went on (the recommender came back to it in the next turn).
 TRAIN = [_turn(str(c), "I loved Alpha Quest", "B") for c in range(1, 5)] + [_turn("5", "I loved Desert Run", "E")]
+TRAIN.append({"id": "5-2", "context": TRAIN[-1]["context"] + [
+    {"role": "assistant", "content": "You might like Evening Tea (2010)"},
+    {"role": "user", "content": "What is it about?"}], "targets": ["E"]})
 
 
 @pytest.fixture
@@ -53,9 +57,10 @@ def _eval(tmp_path, demo_home, catalog, dialogues, *flags) -> dict:
 def test_learn_writes_a_file_that_round_trips(learned):
     _, _, priors = learned
     ex = PriorExamples.load(priors)
-    assert len(ex) == 5 and ex.conversation == ["1", "2", "3", "4", "5"]
-    assert ex.named == [["A"]] * 4 + [["D"]] and ex.targets == [["B"]] * 4 + [["E"]]
-    assert ex.queries is not None and ex.queries.shape[0] == 5
+    assert len(ex) == 6 and ex.conversation == ["1", "2", "3", "4", "5", "5"]
+    assert ex.named == [["A"]] * 4 + [["D"], ["D", "E"]] and ex.targets == [["B"]] * 4 + [["E"], ["E"]]
+    assert ex.group[4] == ex.group[5] and len(set(ex.group)) == 5
+    assert ex.queries is not None and ex.queries.shape[0] == 6
     assert np.allclose(np.linalg.norm(ex.queries, axis=1), 1.0, atol=1e-2)
     assert ex.meta["embedder"] == "all-MiniLM-L6-v2" and ex.meta["source"].endswith("train.jsonl")
 
@@ -77,7 +82,8 @@ def test_eval_never_scores_a_conversation_with_priors_learned_from_it(tmp_path, 
     desert = load_dialogues(train)[4]
     # the full prior remembers this very turn: ranked with it, Evening Tea comes first ...
     assert rank_ids(services, desert, 1) == ["E"]
-    # ... but eval rebuilds the prior without the scored conversation's fold, whatever its id
+    # ... but eval rebuilds the prior without the scored conversation's fold, whatever its id (under
+    # another id, the turn is recognised by its context, and its conversation's later turn goes too)
     for dialogue in (desert, Dialogue("other-id-7", desert.context, desert.targets)):
         tally = evaluate(services, [dialogue], [1, 3])
         assert tally.hits[1] == 0 and tally.held_out["folds"] == 5
