@@ -70,10 +70,8 @@ class PriorExamples:
         known = catalog.position
         named = [list(dict.fromkeys(m.item_id for _, text in d.context for m in matcher.find_in_text(text)))
                  for d in dialogues]
-        vectors = []
-        for d in dialogues:
-            vec = query_of(d) if query_of is not None and any(t in known for t in d.targets) else None
-            vectors.append(vec)
+        vectors = [query_of(d) if query_of is not None and any(t in known for t in d.targets) else None
+                   for d in dialogues]
         dim = next((len(v) for v in vectors if v is not None), 0)
         queries = None
         if dim:
@@ -157,7 +155,8 @@ def build_prior(catalog: Catalog, examples: PriorExamples, embedder: str | None 
 
 def find_priors(setting: str, catalog: Catalog, folder: Path) -> list[Path]:
     """The files a ``priors`` setting names: ``none``; a path; ``auto`` (every ``*.npz`` in
-    ``folder`` that covers the catalog: at least half of its suggested items exist in it)."""
+    ``folder`` that covers the catalog: at least half of its suggested items exist in it; only the
+    suggested ids are read to decide, so a start-up with another catalog does not unpack the file)."""
     if setting in ("", "none", "off"):
         return []
     if setting != "auto":
@@ -165,10 +164,12 @@ def find_priors(setting: str, catalog: Catalog, folder: Path) -> list[Path]:
     out = []
     for path in sorted(folder.glob("*.npz")):
         try:
-            if PriorExamples.load(path).coverage(catalog) >= MIN_COVERAGE:
-                out.append(path)
-        except ConfigError:
+            with np.load(path, allow_pickle=False) as z:
+                ids = set(z["targets"].tolist())
+        except (OSError, ValueError, KeyError):
             continue  # auto-discovery skips what it cannot read; a named file fails loudly
+        if ids and sum(t in catalog.position for t in ids) / len(ids) >= MIN_COVERAGE:
+            out.append(path)
     return out
 
 
