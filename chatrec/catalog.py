@@ -12,13 +12,16 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import CatalogError
 
 AttrValue = str | int | float | list
+_TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,15 @@ class Item:
     def review_count(self) -> int | None:
         value = _as_float(self.attributes.get("review_count"))
         return int(value) if value is not None and value >= 0 else None  # -1 often means "unknown"
+
+    @property
+    def year(self) -> int | None:
+        """Release year from a ``year`` attribute or a trailing "(1993)" in the title."""
+        value = _as_float(self.attributes.get("year"))
+        if value is not None:
+            return int(value)
+        m = _TRAILING_YEAR.search(self.title)
+        return int(m.group(1)) if m else None
 
     def search_text(self) -> str:
         """Text that describes the item for embedding and lexical search."""
@@ -86,6 +98,27 @@ class Catalog:
     @property
     def categories(self) -> list[str]:
         return sorted({item.category for item in self.items if item.category})
+
+    @cached_property
+    def listings(self) -> dict[int, tuple[int, ...]]:
+        """Position -> the other positions that list the same thing: the same title (case, spacing
+        and a trailing "(year)" aside) and the same year, or no year where the title is known in
+        one year only. ReDial's catalog holds "Jurassic Park" and "Jurassic Park (1993)" (but an
+        undated "Rocky" beside 1976 and 2006 ones is none of them); shops list one product twice."""
+        groups: dict[str, list[int]] = {}
+        for pos, item in enumerate(self.items):
+            groups.setdefault(" ".join(_TRAILING_YEAR.sub("", item.title).casefold().split()), []).append(pos)
+        out: dict[int, tuple[int, ...]] = {}
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            years = {p: self.items[p].year for p in members}
+            dated = {y for y in years.values() if y}
+            for p in members:
+                same = tuple(q for q in members if q != p and (years[p] == years[q] or len(dated) == 1))
+                if same:
+                    out[p] = same
+        return out
 
     def fingerprint(self) -> str:
         """A hash of the catalog's content, for cache keys: any edit to any row changes it."""

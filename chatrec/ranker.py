@@ -139,13 +139,24 @@ class Ranker:
 
     def top(self, scores: np.ndarray, signals: dict[str, np.ndarray], k: int) -> list[Ranked]:
         """The ``k`` best items that no hard filter removed, best first."""
-        k = min(k, int(np.isfinite(scores).sum()))
-        if k <= 0:
+        listings = self.catalog.listings
+        n_finite = int(np.isfinite(scores).sum())
+        want = min(n_finite, k + len(listings))  # room for the duplicate listings dropped below
+        if k <= 0 or want <= 0:
             return []
-        top = np.argpartition(-scores, k - 1)[:k]
+        top = np.argpartition(-scores, want - 1)[:want]
         top = top[np.argsort(-scores[top], kind="stable")]
+        chosen: list[int] = []
+        taken: set[int] = set()
+        for i in top.tolist():  # one listing per title: "Jurassic Park" and "Jurassic Park (1993)" are one film
+            if i not in taken:
+                chosen.append(i)
+                taken.add(i)
+                taken.update(listings.get(i, ()))
+                if len(chosen) == k:
+                    break
         return [Ranked(self.catalog.items[i], float(scores[i]), {n: float(v[i]) for n, v in signals.items()})
-                for i in top]
+                for i in chosen]
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
@@ -329,13 +340,20 @@ class Ranker:
             if t:
                 pen[self._terms.with_word(t)] = -np.inf
         asked = set(state.asked) - set(state.rejected)
+        position, listings = self.catalog.position, self.catalog.listings
+        keep = {position[i] for i in asked if i in position}
         for item_id in list(state.rejected) + [i for i in state.mentioned if i not in asked]:
-            pos = self.catalog.position.get(item_id)
-            if pos is not None:
+            pos = position.get(item_id)
+            if pos is not None:  # and its other listings: naming "Jurassic Park" names "Jurassic Park (1993)"
                 pen[pos] = -np.inf
+                pen[[p for p in listings.get(pos, ()) if p not in keep]] = -np.inf
+        demoted: set[int] = set()
         for item_id in (set(state.shown) | set(state.liked)) - asked:
-            pos = self.catalog.position.get(item_id)
-            if pos is not None and math.isfinite(pen[pos]):
+            pos = position.get(item_id)
+            if pos is not None:
+                demoted.update((pos, *listings.get(pos, ())))
+        for pos in demoted - keep:
+            if math.isfinite(pen[pos]):
                 pen[pos] -= w.shown_penalty
         return pen
 
@@ -407,8 +425,4 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
 
 
 def _year(item: Item) -> int:
-    raw = item.attributes.get("year")
-    if isinstance(raw, (int, float)) or (isinstance(raw, str) and raw.isdigit()):
-        return int(raw)
-    m = re.search(r"\((\d{4})\)\s*$", item.title)
-    return int(m.group(1)) if m else 0
+    return item.year or 0

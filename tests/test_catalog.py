@@ -111,3 +111,13 @@ def test_fingerprint_changes_with_any_edit(tmp_path):
     b = load_catalog(write_jsonl(tmp_path / "b.jsonl", edited))
     assert a.fingerprint() != b.fingerprint()
     assert a.fingerprint() == load_catalog(tmp_path / "a.jsonl").fingerprint()
+
+
+def test_listings_pair_a_title_with_and_without_its_year(tmp_path):
+    rows = [{"id": "1", "title": "Rocky"}, {"id": "2", "title": "Rocky (1976)"}, {"id": "3", "title": "Rocky (2006)"},
+            {"id": "4", "title": "rocky  (1976)"}, {"id": "5", "title": "Creed", "attributes": {"year": 2015}},
+            {"id": "6", "title": "Creed (2015)"}, {"id": "7", "title": "Creed II"}]
+    catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
+    same = {catalog.items[p].id: sorted(catalog.items[q].id for q in qs) for p, qs in catalog.listings.items()}
+    assert same == {"2": ["4"], "4": ["2"], "5": ["6"], "6": ["5"]}  # "Rocky" alone: which Rocky?
+    assert load_catalog(write_jsonl(tmp_path / "d.jsonl", rows[:2])).listings == {0: (1,), 1: (0,)}

@@ -255,3 +255,24 @@ def test_categories_sharing_the_word_asked_for_count_as_the_wanted_category(tmp_
     _, signals = ranker.score(state, ranker.weights)
     lifted = {ranker.catalog.items[i].id for i in np.flatnonzero(signals["category"])}
     assert lifted == {"toy", "model"}
+
+
+def test_one_film_listed_twice_is_named_shown_and_recommended_as_one(tmp_path):
+    # ReDial's catalog lists "Omega Ghost" and "Omega Ghost (2015)": naming one names the other,
+    # and a list of recommendations never shows both
+    rows = FILMS + [{"id": "o1", "title": "Omega Ghost", "description": "ghost haunted house horror"},
+                    {"id": "o2", "title": "Omega Ghost (2015)", "description": "ghost haunted house horror",
+                     "attributes": {"year": 2015}},
+                    {"id": "o3", "title": "Omega Ghosts", "description": "ghost haunted house horror"}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0, recency=0.0))
+    ids = _ids(ranker, tracker, "ghost haunted house horror")
+    assert ids.count("o1") + ids.count("o2") == 1 and "o3" in ids and len(ids) == len(rows) - 1
+    ids = _ids(ranker, tracker, "I loved Omega Ghost (2015), more haunted houses")
+    assert "o1" not in ids and "o2" not in ids and "o3" in ids
+    state = DialogueState()
+    tracker.observe(state, Message("assistant", "Have you seen Omega Ghost (2015)?"))
+    tracker.observe(state, Message("user", "ghost haunted house horror"))
+    total, _ = ranker.score(state, ranker.weights)
+    unshown, _ = ranker.score(_state(tracker, "ghost haunted house horror"), ranker.weights)
+    o1 = ranker.catalog.position["o1"]
+    assert total[o1] == pytest.approx(unshown[o1] - ranker.weights.shown_penalty)  # shown as its twin was
