@@ -64,7 +64,7 @@ class RankWeights:
     era: float = 0.5  # items from the era the user asked for ("80s movies", "an old classic", "something recent")
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
-    requests: float = 0.0  # learned: suggested for similar requests in other dialogues (TargetPrior)
+    requests: float = 0.0  # learned: how many similar requests in other dialogues were offered the item (TargetPrior)
     comention: float = 0.0  # learned: talked of in the same conversations as the items named here (TargetPrior)
     requests_k: int = 100  # how many similar training turns vote
     turn_decay: float = 0.5  # weight of older user turns in the query
@@ -75,7 +75,7 @@ class RankWeights:
     @classmethod
     def learned(cls) -> "RankWeights":
         """The defaults plus the learned priors at their cross-validated weights (with training dialogues)."""
-        return cls(target_pop=0.5, cooc=0.2, requests=1.0, comention=1.0)
+        return cls(target_pop=0.5, cooc=0.2, requests=0.2, comention=1.0)
 
     def without(self, *names: str) -> "RankWeights":
         return replace(self, **{n: 0.0 for n in names})

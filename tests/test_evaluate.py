@@ -62,7 +62,7 @@ def test_train_dialogues_switch_on_learned_priors(tmp_path, files, demo_home):
                  "--home", str(demo_home), "--out", str(out), "--no-progress", "--train-dialogues", str(train)]) == 0
     rep = json.loads(out.read_text())
     assert rep["learned_priors"] == {"suggestions": 1, "request_turns": 1, "files": [], "training_turns": 1}
-    assert (rep["weights"]["target_pop"], rep["weights"]["requests"]) == (0.5, 1.0)
+    assert (rep["weights"]["target_pop"], rep["weights"]["requests"]) == (0.5, 0.2)
     # one training turn votes for every query (k nearest of 1): dragon now leads both chess requests,
     # so 3-1 hits at 1 and 2-1 (target chess) no longer does -- the effect is real, the data tiny
     assert rep["recall@1"] == 0.25

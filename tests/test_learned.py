@@ -73,7 +73,7 @@ def test_priors_from_a_file_change_what_a_new_conversation_gets(tmp_path, demo_h
     rep = _eval(tmp_path, demo_home, catalog, new, "--priors", str(priors))
     assert rep["recall@1"] == 1.0  # what recommenders answered before
     assert rep["learned_priors"]["files"] == [str(priors)] and "held_out" not in rep["learned_priors"]
-    assert rep["weights"]["requests"] == 1.0
+    assert rep["weights"]["requests"] == 0.2
 
 
 def test_eval_never_scores_a_conversation_with_priors_learned_from_it(tmp_path, demo_home, learned, make_services):
