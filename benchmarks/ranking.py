@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
 FACETS = ("genre", "seed_genre", "credits", "named_credits", "era")
-SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests", "comention")
+SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests", "comention", "request_profile")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [
     ("dense only", ("dense",), ()),
@@ -47,7 +47,7 @@ ROWS = [
                                                *FACETS),
      ("lexical", "mentioned", "collab", "popularity", "recency", *FACETS)),
     ("+ learned priors from other dialogues (CV)", SIGNALS,
-     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests", "comention")),
+     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests", "comention", "request_profile")),
 ]
 # Fixed weights, no search: what the shipped commands run (the learned priors still come from the
 # other folds). (row name, RankWeights factory name)

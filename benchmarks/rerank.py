@@ -59,6 +59,8 @@ def turn_features(services, cache, i: int, prior, n_candidates: int):
                "cooc": prior.following(positions, strengths) if seeds else np.zeros(len(services.catalog), np.float32),
                "comention": prior.together(positions, strengths),
                "requests": prior.similar_requests(query, w.requests_k) if query is not None
+               else np.zeros(len(services.catalog), np.float32),
+               "request_profile": prior.request_profiles(query) if query is not None
                else np.zeros(len(services.catalog), np.float32)}
     linear = cache.base[i] - w.shown_penalty * cache.shown[i]
     for s in SIGNALS:

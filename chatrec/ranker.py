@@ -11,7 +11,8 @@ score = dense similarity of the conversation to each item (informative user turn
       - a fixed demotion for near-duplicates of items the user rejected (similarity >= threshold)
       + popularity and recency priors + aggregated feedback prior (from the store, with a minimum count)
       + learned priors from other dialogues when a ``TargetPrior`` is set (off by default): how often
-        items were suggested, after which items, for which requests, and in which conversations
+        items were suggested, after which items, for which requests (the nearest ones, and the mean
+        request of each item), and in which conversations
       + soft bonuses for the wanted category and must-have terms
 then hard filters: price bounds, exclusions, rejected items, items the user named themselves.
 Items already shown are demoted, not hidden, so a still-best item can come back later.
@@ -66,16 +67,17 @@ class RankWeights:
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
     requests: float = 0.0  # learned: how many similar requests in other dialogues were offered the item (TargetPrior)
     comention: float = 0.0  # learned: talked of in the same conversations as the items named here (TargetPrior)
+    request_profile: float = 0.0  # learned: closeness of the request to the mean request each item was offered for
     requests_k: int = 100  # how many similar training turns vote
     turn_decay: float = 0.5  # weight of older user turns in the query
     feedback_min_count: int = 3
 
-    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests", "comention")
+    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests", "comention", "request_profile")
 
     @classmethod
     def learned(cls) -> "RankWeights":
         """The defaults plus the learned priors at their cross-validated weights (with training dialogues)."""
-        return cls(target_pop=0.5, cooc=0.2, requests=0.2, comention=1.0)
+        return cls(target_pop=0.5, cooc=0.2, requests=0.2, comention=1.0, request_profile=0.25)
 
     def without(self, *names: str) -> "RankWeights":
         return replace(self, **{n: 0.0 for n in names})
@@ -187,12 +189,15 @@ class Ranker:
     def _query_signals(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:
         """What the user wrote: dense similarity, BM25, and what similar requests were offered (learned)."""
         out: dict[str, np.ndarray] = {}
-        learned = w.requests and self.target_prior is not None
+        prior = self.target_prior
+        learned = prior is not None and (w.requests or w.request_profile)
         query = self.query_vector(state, w) if (w.dense or learned) else None
         if query is not None and w.dense:
             out["dense"] = w.dense * self.index.scores(query)
-        if query is not None and learned:
-            out["requests"] = w.requests * self.target_prior.similar_requests(query, w.requests_k)
+        if query is not None and learned and w.requests:
+            out["requests"] = w.requests * prior.similar_requests(query, w.requests_k)
+        if query is not None and learned and w.request_profile:
+            out["request_profile"] = w.request_profile * prior.request_profiles(query)
         if w.era and self._years.any():
             era = wanted_era(state.user_texts(), self._newest_year, w.turn_decay)
             if era is not None:

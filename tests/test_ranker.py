@@ -2,6 +2,8 @@
 exactly the items it should."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -217,6 +219,14 @@ def test_similar_requests_vote_for_what_was_offered_to_them(tmp_path):
     ranker.set_target_prior(prior)
     assert _ids(ranker, tracker, "any rockets or space stuff?", k=1) == ["e"]
     assert _ids(ranker, tracker, "I want a comedy", k=1) == ["d"]
+    # the mean request of each item: the item offered for the closer request leads; an item only
+    # offered at a turn without a query, or never offered, gets nothing
+    profile = replace(w, requests=0.0, request_profile=1.0)
+    assert _ids(ranker, tracker, "any rockets or space stuff?", k=1, w=profile) == ["e"]
+    assert _ids(ranker, tracker, "I want a comedy", k=1, w=profile) == ["d"]
+    _, signals = ranker.score(_state(tracker, "rockets and a silly comedy"), profile)
+    got = dict(zip([i.id for i in ranker.catalog], signals["request_profile"]))
+    assert got["e"] > 0 and got["d"] > 0 and got["c"] == got["a"] == 0.0
 
 
 def test_content_free_follow_up_keeps_the_query(tmp_path):
