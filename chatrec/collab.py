@@ -197,12 +197,16 @@ class TargetPrior:
         out = np.zeros(len(self.catalog), dtype=np.float32)
         if self.queries is None or self.query_targets is None:
             return out
-        return np.clip(self._profiles @ query.astype(np.float32), 0, None)
+        offered, profiles = self._profiles
+        out[offered] = np.clip(profiles @ query.astype(np.float32), 0, None)
+        return out
 
     @cached_property
-    def _profiles(self) -> np.ndarray:
-        profiles = np.asarray(self.query_targets.T @ self.queries, dtype=np.float32)
-        return profiles / (np.linalg.norm(profiles, axis=1, keepdims=True) + 1e-9)
+    def _profiles(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positions of the items ever offered, their unit mean query): rows for offered items only."""
+        offered = np.unique(self.query_targets.indices)
+        profiles = np.asarray((self.query_targets[:, offered].T @ self.queries), dtype=np.float32)
+        return offered, profiles / (np.linalg.norm(profiles, axis=1, keepdims=True) + 1e-9)
 
     def similar_requests(self, query: np.ndarray, k: int = 100) -> np.ndarray:
         """How many of the ``k`` training turns whose queries are most similar were offered each item,
