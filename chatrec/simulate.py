@@ -4,8 +4,9 @@ Each shopper is given one catalog item to find and reveals it a little more ever
 a vague need (the target's top-level department), a budget ("under £X", a round bound above its
 price), its category (and finest category-path level), its brand, a distinctive word from its title,
 its age range, a second distinctive word; facts the item lacks are skipped, and once everything is
-told it asks for other options. After every turn it looks at the cards shown; if the target is there
-the conversation ends, otherwise it gives a thumbs-down to each card, through
+told it asks for other options. After every turn it looks at the cards shown; if the target (or another
+listing of it, ``Catalog.listings``) is there the conversation ends, otherwise it gives a thumbs-down
+to each card, through
 ``Recommender.feedback`` exactly as the web UI does. The ablation run does the same without
 thumbs-down, to show what feedback is worth. ``--weight NAME=VALUE`` reruns with changed ranking
 weights (what-if runs for tuning, without editing the ranker).
@@ -153,6 +154,8 @@ def converse(recommender, shopper: Shopper, turns: int, feedback: bool) -> Outco
     """Run one simulated conversation through the real ``Recommender`` (fresh state)."""
     state = recommender.new_state()
     out = Outcome(shopper.target.id)
+    catalog = recommender.s.catalog
+    wanted = {shopper.target.id} | {catalog.items[p].id for p in catalog.listings.get(catalog.position[shopper.target.id], ())}
     for turn in range(1, turns + 1):
         text = shopper.say(turn)
         mentioned_before = len(state.mentioned)
@@ -162,8 +165,9 @@ def converse(recommender, shopper: Shopper, turns: int, feedback: bool) -> Outco
         out.failed += result.status != "ok"
         cards = [r.item.id for r in result.recommendations]
         out.shown.append(cards)
-        if shopper.target.id in cards:
-            out.found_turn, out.found_rank = turn, cards.index(shopper.target.id) + 1
+        found = [rank for rank, item_id in enumerate(cards, 1) if item_id in wanted]  # or its other listing
+        if found:
+            out.found_turn, out.found_rank = turn, found[0]
             out.rejected.append([])
             break
         wrong = cards if feedback else []

@@ -214,3 +214,13 @@ def test_bad_flags_say_how_to_fix(tmp_path, monkeypatch, argv, message):
     args = parser.parse_args(["--catalog", str(catalog), "--home", str(tmp_path / "h"), "--no-progress", *argv])
     with pytest.raises(InputError, match=re.escape(message)):
         simulate.run(args)
+
+
+def test_another_listing_of_the_target_is_a_find(make_services, tmp_path):
+    rows = RAILWAY + [{**RAILWAY[0], "id": "m0-again", "attributes": {**RAILWAY[0]["attributes"], "review_count": 1}}]
+    services = make_services(write_jsonl(tmp_path / "rail2.jsonl", rows), n_recommendations=3)
+    rec, vocab = Recommender(services), Vocabulary(services.catalog)
+    shopper = make_shopper(services.catalog.by_id["m0-again"], vocab, services.matcher)
+    out = converse(rec, shopper, turns=len(rows), feedback=True)
+    cards = [c for turn in out.shown for c in turn]
+    assert cards.count("m0") + cards.count("m0-again") == 1 and out.found_turn is not None  # one card, a find
