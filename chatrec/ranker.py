@@ -140,25 +140,35 @@ class Ranker:
         return self.top(*self.score(state, weights or self.weights), k=k)
 
     def top(self, scores: np.ndarray, signals: dict[str, np.ndarray], k: int) -> list[Ranked]:
-        """The ``k`` best items that no hard filter removed, best first."""
-        listings = self.catalog.listings
+        """The ``k`` best items that no hard filter removed, best first, one listing per title."""
         n_finite = int(np.isfinite(scores).sum())
-        want = min(n_finite, k + len(listings))  # room for the duplicate listings dropped below
-        if k <= 0 or want <= 0:
+        if k <= 0 or n_finite == 0:
             return []
-        top = np.argpartition(-scores, want - 1)[:want]
+        want = min(n_finite, 2 * k + 16)  # room for the other listings dropped below; more if needed
+        while True:
+            chosen = self._one_listing_each(scores, want, k)
+            if len(chosen) == k or want == n_finite:
+                break
+            want = min(n_finite, 4 * want)
+        return [Ranked(self.catalog.items[i], float(scores[i]), {n: float(v[i]) for n, v in signals.items()})
+                for i in chosen]
+
+    def _one_listing_each(self, scores: np.ndarray, n: int, k: int) -> list[int]:
+        """Positions of the ``k`` best of the ``n`` best items, keeping one listing per title
+        ("Jurassic Park" and "Jurassic Park (1993)" are one film): fewer when the ``n`` run out."""
+        listings = self.catalog.listings
+        top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         chosen: list[int] = []
         taken: set[int] = set()
-        for i in top.tolist():  # one listing per title: "Jurassic Park" and "Jurassic Park (1993)" are one film
+        for i in top.tolist():
             if i not in taken:
                 chosen.append(i)
                 taken.add(i)
                 taken.update(listings.get(i, ()))
                 if len(chosen) == k:
                     break
-        return [Ranked(self.catalog.items[i], float(scores[i]), {n: float(v[i]) for n, v in signals.items()})
-                for i in chosen]
+        return chosen
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
