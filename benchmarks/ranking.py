@@ -81,6 +81,9 @@ class Cache:
         self.shown = np.zeros((n, m), dtype=bool)
         self.folds = np.array([fold_of(d.id, folds) for d in dialogues])
         pos = services.catalog.position
+        self.listings = services.catalog.listings  # one listing per title in a ranking, as Ranker.top
+        self.has_listings = np.zeros(m, dtype=bool)
+        self.has_listings[list(self.listings)] = True
         self.targets = [[pos[t] for t in d.targets if t in pos] for d in dialogues]
         from tqdm import tqdm
 
@@ -112,17 +115,31 @@ class Cache:
             for s, w in weights.items():
                 if w:
                     total += w * self.sig[s][chunk].astype(np.float32)
-            top = np.argpartition(-total, KS[-1], axis=1)[:, :KS[-1]]
+            width = KS[-1] + min(len(self.listings), total.shape[1] - KS[-1] - 1)
+            top = np.argpartition(-total, width, axis=1)[:, :width]
             order = np.argsort(-np.take_along_axis(total, top, 1), axis=1, kind="stable")
             top = np.take_along_axis(top, order, 1)
             for row, i in enumerate(chunk):
-                rank = {p: r for r, p in enumerate(top[row])}
+                ranked = top[row]
+                if self.has_listings[ranked[:KS[-1]]].any():
+                    ranked = _one_listing_each(self.listings, ranked)
+                rank = {p: r for r, p in enumerate(ranked[:KS[-1]])}
                 for t in self.targets[i]:
                     n += 1
                     r = rank.get(t, KS[-1])
                     for k in KS:
                         hits[k] += r < k
         return {k: hits[k] / n if n else 0.0 for k in KS}
+
+
+def _one_listing_each(listings, ranked: np.ndarray) -> list[int]:
+    chosen, taken = [], set()
+    for p in ranked.tolist():
+        if p not in taken:
+            chosen.append(p)
+            taken.add(p)
+            taken.update(listings.get(p, ()))
+    return chosen
 
 
 def search(cache: Cache, rows: np.ndarray, on: tuple[str, ...], tuned: tuple[str, ...]) -> dict[str, float]:
