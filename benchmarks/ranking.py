@@ -104,7 +104,7 @@ class Cache:
         ranker.set_target_prior(None)
 
     def recall(self, weights: dict[str, float], rows: np.ndarray, shown_penalty: float | None = None) -> dict[int, float]:
-        from chatrec.ranker import RankWeights
+        from chatrec.ranker import RankWeights, one_listing_each
 
         shown_penalty = RankWeights().shown_penalty if shown_penalty is None else shown_penalty
         hits = dict.fromkeys(KS, 0)
@@ -122,7 +122,7 @@ class Cache:
             for row, i in enumerate(chunk):
                 ranked = top[row]
                 if self.has_listings[ranked[:KS[-1]]].any():
-                    ranked = _one_listing_each(self.listings, ranked)
+                    ranked = one_listing_each(ranked.tolist(), self.listings)
                 rank = {p: r for r, p in enumerate(ranked[:KS[-1]])}
                 for t in self.targets[i]:
                     n += 1
@@ -130,16 +130,6 @@ class Cache:
                     for k in KS:
                         hits[k] += r < k
         return {k: hits[k] / n if n else 0.0 for k in KS}
-
-
-def _one_listing_each(listings, ranked: np.ndarray) -> list[int]:
-    chosen, taken = [], set()
-    for p in ranked.tolist():
-        if p not in taken:
-            chosen.append(p)
-            taken.add(p)
-            taken.update(listings.get(p, ()))
-    return chosen
 
 
 def search(cache: Cache, rows: np.ndarray, on: tuple[str, ...], tuned: tuple[str, ...]) -> dict[str, float]:

@@ -154,21 +154,9 @@ class Ranker:
                 for i in chosen]
 
     def _one_listing_each(self, scores: np.ndarray, n: int, k: int) -> list[int]:
-        """Positions of the ``k`` best of the ``n`` best items, keeping one listing per title
-        ("Jurassic Park" and "Jurassic Park (1993)" are one film): fewer when the ``n`` run out."""
-        listings = self.catalog.listings
+        """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n`` run out."""
         top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        chosen: list[int] = []
-        taken: set[int] = set()
-        for i in top.tolist():
-            if i not in taken:
-                chosen.append(i)
-                taken.add(i)
-                taken.update(listings.get(i, ()))
-                if len(chosen) == k:
-                    break
-        return chosen
+        return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k)
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
@@ -326,7 +314,7 @@ class Ranker:
     @cached_property
     def _years(self) -> np.ndarray:
         """Release year per item (0 = unknown), relative eras resolved against the catalog's newest year."""
-        return np.array([_year(i) for i in self.catalog], dtype=np.float32)
+        return np.array([i.year or 0 for i in self.catalog], dtype=np.float32)
 
     @cached_property
     def _newest_year(self) -> int:
@@ -379,6 +367,21 @@ class Ranker:
         return counts / counts.max() if counts.max() > 0 else counts
 
 
+def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int]], k: int | None = None) -> list[int]:
+    """``ordered`` positions, best first, without the later listings of a title already kept
+    ("Jurassic Park" and "Jurassic Park (1993)" are one film; ``Catalog.listings``), at most ``k``."""
+    chosen: list[int] = []
+    taken: set[int] = set()
+    for i in ordered:
+        if i not in taken:
+            chosen.append(i)
+            taken.add(i)
+            taken.update(listings.get(i, ()))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
 def informative_texts(state: DialogueState) -> list[str]:
     """The user's turns that say something searchable (excluded terms and budgets removed), oldest first."""
     texts = [_without(without_budget(t), state.prefs.exclude) for t in state.user_texts()]
@@ -397,7 +400,7 @@ def recency_prior(catalog: Catalog) -> np.ndarray:
 
     Conversations are about what is current: in ReDial, films from the last two years before the
     dialogues were collected are suggested 3-5 times more often than older ones."""
-    years = np.array([_year(i) for i in catalog], dtype=np.float32)
+    years = np.array([i.year or 0 for i in catalog], dtype=np.float32)
     known = years[years > 0]
     if len(known) == 0:
         return np.zeros(len(catalog), dtype=np.float32)
@@ -438,6 +441,3 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
                 return span, decay ** age
     return None
 
-
-def _year(item: Item) -> int:
-    return item.year or 0

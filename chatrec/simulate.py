@@ -155,7 +155,8 @@ def converse(recommender, shopper: Shopper, turns: int, feedback: bool) -> Outco
     state = recommender.new_state()
     out = Outcome(shopper.target.id)
     catalog = recommender.s.catalog
-    wanted = {shopper.target.id} | {catalog.items[p].id for p in catalog.listings.get(catalog.position[shopper.target.id], ())}
+    others = catalog.listings.get(catalog.position[shopper.target.id], ())
+    wanted = {shopper.target.id, *(catalog.items[p].id for p in others)}
     for turn in range(1, turns + 1):
         text = shopper.say(turn)
         mentioned_before = len(state.mentioned)
