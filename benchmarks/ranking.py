@@ -73,8 +73,12 @@ class Cache:
         from chatrec.ranker import RankWeights
 
         ranker = services.ranker
-        self.unit = RankWeights(**{f.name: (1.0 if f.name in signals else getattr(RankWeights(), f.name))
+        default = RankWeights()
+        self.unit = RankWeights(**{f.name: (1.0 if f.name in signals else getattr(default, f.name))
                                    for f in fields(RankWeights)}).without("feedback", "shown_penalty")
+        # a named decade goes into the "era" signal at its product weight relative to an era hint
+        if "era" in signals:
+            self.unit = replace(self.unit, decade=default.decade / default.era)
         n, m = len(dialogues), len(services.catalog)
         self.sig = {s: np.zeros((n, m), dtype=np.float16) for s in signals}
         self.base = np.zeros((n, m), dtype=np.float32)  # penalties without the shown demotion

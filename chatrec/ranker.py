@@ -62,7 +62,8 @@ class RankWeights:
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
-    era: float = 0.5  # items from the era the user asked for ("80s movies", "an old classic", "something recent")
+    era: float = 0.5  # items from the era the user hinted at ("an old classic", "something recent")
+    decade: float = 4.0  # items from the decade the user named ("80s horror"): a stated constraint, so strong
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
     requests: float = 0.0  # learned: how many similar requests in other dialogues were offered the item (TargetPrior)
@@ -199,8 +200,8 @@ class Ranker:
         if w.era and self._years.any():
             era = wanted_era(state.user_texts(), self._newest_year, w.turn_decay)
             if era is not None:
-                (lo, hi), strength = era
-                out["era"] = w.era * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
+                (lo, hi), strength, kind = era
+                out["era"] = (w.decade if kind == "decade" else w.era) * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
         if w.genre and self.facets.has_genres:
             wanted = self.facets.wanted_genres(state.user_texts(), w.turn_decay)
             if wanted.any():
@@ -421,11 +422,12 @@ _NEW = re.compile(r"\b(?:recent(?:ly)?|latest|newer|brand new|new releases?|came
 _ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
 
 
-def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[tuple[int, int], float] | None:
-    """The release years the user asked for in words, from their latest turn that says so, and how
-    recent that turn is (``decay`` ** turns ago): a decade ("80s movies", "the nineties"), old
-    ("an old classic": 20+ years before ``newest``) or recent ("something that came out recently":
-    the last 2 years). Ages ("my 6 year old") and negated words ("nothing too old") do not count."""
+def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[tuple[int, int], float, str] | None:
+    """The release years the user asked for in words, from their latest turn that says so, how
+    recent that turn is (``decay`` ** turns ago) and which kind of ask it was: ``"decade"`` ("80s
+    movies", "the nineties"), ``"old"`` ("an old classic": 20+ years before ``newest``) or ``"new"``
+    ("something that came out recently": the last 2 years). Ages ("my 6 year old") and negated words
+    ("nothing too old") do not count."""
     for age, text in enumerate(reversed(texts)):
         clean = _AGE.sub(" ", text)
         for rx, kind in ((_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
@@ -438,6 +440,6 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
                     span = (1900 + 10 * d, 1909 + 10 * d)
                 else:
                     span = (0, newest - 20) if kind == "old" else (newest - 2, 9999)
-                return span, decay ** age
+                return span, decay ** age, kind
     return None
 

@@ -181,6 +181,19 @@ def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
         assert _ids(ranker, tracker, state=state)[0] == first  # the two comedies differ only in their year
 
 
+def test_a_decade_asked_for_outweighs_popularity_and_recency(tmp_path):
+    """"A comedy from the 90s" is a constraint in words: the 1990 comedy leads although the 2017 one is
+    newer and far more popular, and it still leads a turn later. A hint ("an old one") is weaker."""
+    pairs = [(f"u{n}", "d", 5.0) for n in range(30)] + [("u0", "c", 5.0)]
+    ranker, tracker = _pipeline(tmp_path, FILMS, pairs=pairs)
+    assert _ids(ranker, tracker, "a silly comedy")[0] == "d"
+    assert _ids(ranker, tracker, "a silly comedy from the 90s")[0] == "c"
+    assert _ids(ranker, tracker, "a silly comedy from the 90s", "any more?")[0] == "c"
+    _, signals = ranker.score(_state(tracker, "a silly comedy from the 90s"), ranker.weights)
+    _, hinted = ranker.score(_state(tracker, "an old silly comedy"), ranker.weights)
+    assert signals["era"].max() == ranker.weights.decade > hinted["era"].max() == ranker.weights.era
+
+
 def test_shown_items_are_demoted_not_hidden(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
     state = DialogueState()
