@@ -79,6 +79,32 @@ _FOLLOW_UP = re.compile(
     r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
     r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)", re.I)
 
+# A reference to what the assistant just suggested, when the message names no item: "I hated that one",
+# "loved the second one", "seen them all". One item, unless plural or picked by an ordinal.
+_NTH = r"first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last"
+_ONE = rf"(?:it|that(?: one| movie| film)?|this(?: one)?|the (?:{_NTH})(?: one)?)"
+_ALL = (r"(?:them(?: all)?|those(?: ones| two| three)?|these(?: ones)?|both(?: of them)?|all of (?:them|those|these)|"
+        r"all (?:two|three|four|five)|either(?: of them| one)?)")
+_REF = rf"(?P<ref>{_ALL}|{_ONE})"
+_ABOUT_ITEM = r"(?!\s+(?:when|if|how|that|because|to)\b)"  # "I hate it when...": not about the item
+_REF_PLURAL = re.compile(rf"^{_ALL}$", re.I)
+_REF_NTH = re.compile(rf"\bthe ({_NTH})\b", re.I)
+_REF_NEGATED = re.compile(r"\b(?:not|never|no)\b|n'?t\b", re.I)
+_REF_PATTERNS = (
+    (-1, re.compile(rf"\b(?:hated?|disliked?|(?:didn'?t|did not|don'?t|do not|never) (?:really )?(?:like[sd]?|love[sd]?|"
+                    rf"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|not (?:a fan of|into))\s+{_REF}\b{_ABOUT_ITEM}",
+                    re.I)),
+    (-1, re.compile(rf"\b{_REF} (?:was|were|is|are)(?: so| really| pretty| too| kind of| a bit)? (?:boring|awful|terrible|"
+                    rf"bad|dumb|stupid|lame|overrated|the worst|not (?:good|great|funny|for me)|too (?:scary|long|slow|violent))\b",
+                    re.I)),
+    (-1, re.compile(rf"^\W*(?:no\W+)?not {_REF}\s*(?:,|\.|!|$)", re.I)),  # "No, not that one!"
+    (1, re.compile(rf"(?<!'d )(?<!would )(?<!might )(?<!will )(?<!may )\b(?:loved?|liked?|enjoyed|adored?)\s+{_REF}\b"
+                   rf"{_ABOUT_ITEM}", re.I)),
+    (1, re.compile(rf"\b{_REF} (?:was|were)(?: so| really| pretty)? (?:great|good|amazing|awesome|fun|excellent|brilliant|"
+                   rf"hilarious)\b", re.I)),
+    (0, re.compile(rf"\b(?:i'?ve|i have|we'?ve|we have|i|we|already)(?: already| both)? (?:seen|watched|saw)\s+{_REF}\b"
+                   rf"(?! yet)", re.I)),
+)
 
 class Tracker:
     """Updates a ``DialogueState`` from messages. Shared (stateless) across sessions."""
@@ -114,12 +140,29 @@ class Tracker:
                 state.reject(match.item_id)
             elif mention_interest(text, match.start, match.end) and match.item_id not in state.asked:
                 state.asked.append(match.item_id)
+        if not matches:
+            self._update_referenced(state, text)
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
             state.asked = [i for i in state.last_shown if i not in state.rejected]
             if m := _ORDINAL.search(text):  # "what is the second one about?": that one
                 n = _ORDINALS[m.group(1).lower()]
                 if n < len(state.last_shown) and state.last_shown[n] not in state.rejected:
                     state.asked = [state.last_shown[n]]
+
+    def _update_referenced(self, state: DialogueState, text: str) -> None:
+        """A dislike of the items the assistant just suggested, referred to rather than named,
+        rejects them (never shown again, neighbours demoted); a like or "seen it" marks them as had
+        (not recommended back; a like also makes them seeds). See ``referenced``."""
+        found = referenced(text, state.last_shown)
+        if found is None:
+            return
+        sentiment, item_ids = found
+        for item_id in item_ids:
+            if sentiment < 0:
+                state.reject(item_id)
+                state.mentioned[item_id] = -1
+            else:
+                state.mentioned[item_id] = max(sentiment, state.mentioned.get(item_id, 0))
 
     def _update_budget(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs
@@ -164,6 +207,31 @@ class Tracker:
                 if best is None or score > best[0]:
                     best = (score, category)
         return best[1] if best else None
+
+
+def referenced(text: str, shown: list[str]) -> tuple[int, list[str]] | None:
+    """(-1 disliked / +1 liked / 0 seen, item ids) for what ``text`` says of the ``shown`` items by
+    reference ("I hated that one", "loved the second one", "seen them both"), or None when it says
+    nothing of them. "That one" after several items is ambiguous: no ids."""
+    for sentiment, pattern in _REF_PATTERNS:
+        m = pattern.search(text)
+        if m is None:
+            continue
+        if sentiment >= 0 and (_REF_NEGATED.search(text, max(0, m.start() - 25), m.start())
+                               or _NOT_SEEN.search(text) or _WANTS.search(text)):
+            return None  # "I don't think I have seen that one", "I haven't seen it, I heard it was good"
+        return sentiment, _referents(shown, m.group("ref"))
+    return None
+
+
+def _referents(shown: list[str], ref: str) -> list[str]:
+    """The suggested items ``ref`` ("it", "the second one", "both") points at."""
+    if _REF_PLURAL.match(ref):
+        return list(shown)
+    if m := _REF_NTH.search(ref):
+        n = _ORDINALS[m.group(1).lower()]
+        return [shown[n]] if -len(shown) <= n < len(shown) else []
+    return list(shown) if len(shown) == 1 else []
 
 
 def mention_sentiment(text: str, start: int, end: int) -> int:

@@ -194,6 +194,17 @@ def test_a_decade_asked_for_outweighs_popularity_and_recency(tmp_path):
     assert signals["era"].max() == ranker.weights.decade > hinted["era"].max() == ranker.weights.era
 
 
+def test_a_suggestion_disliked_by_reference_is_gone_and_its_twin_demoted(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=0.0))
+    state = DialogueState()
+    tracker.observe(state, Message("user", "ghost haunted house horror"))
+    tracker.observe(state, Message("assistant", "How about Beta Ghost (2016)?"))
+    a = ranker.catalog.position["a"]
+    before, before_score = _ids(ranker, tracker, state=state), ranker.score(state, ranker.weights)[0][a]
+    after = _ids(ranker, tracker, "I hated that one", state=state)
+    assert before[:2] == ["a", "b"] and "b" not in after
+    assert ranker.score(state, ranker.weights)[0][a] < before_score  # its near-duplicate goes down too
+
 def test_shown_items_are_demoted_not_hidden(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
     state = DialogueState()

@@ -136,6 +136,28 @@ def test_a_follow_up_on_the_suggestions_asks_about_them(tmp_path, follow_up, ask
     assert state.asked == []  # it is about the latest message only
 
 
+
+@pytest.mark.parametrize("suggested, reply, rejected, mentioned", [
+    (["The Shining (1980)"], "I hated that one", ["m6"], {"m6": -1}),
+    (["The Shining (1980)"], "Meh, it was boring", ["m6"], {"m6": -1}),
+    (["The Shining (1980)"], "No, not that one!", ["m6"], {"m6": -1}),
+    (["The Shining (1980)"], "I loved that movie! What else?", [], {"m6": 1}),
+    (["The Shining (1980)"], "I've seen it already", [], {"m6": 0}),
+    (["The Shining (1980)", "Get Out (2017)"], "I didn't like the second one", ["m5"], {"m5": -1}),
+    (["The Shining (1980)", "Get Out (2017)"], "seen them both, loved them", [], {"m6": 1, "m5": 1}),
+    (["The Shining (1980)", "Get Out (2017)"], "I hated that one", [], {}),  # which one? nothing changes
+    (["The Shining (1980)"], "I don't think I have seen that one", [], {}),
+    (["The Shining (1980)"], "I haven't seen it, I heard it was great", [], {}),  # a wish, not had
+    (["The Shining (1980)"], "I hate it when films are too long", [], {}),  # not about the film
+    (["The Shining (1980)"], "I loved Get Out, it was great", [], {"m5": 1}),  # "it" is the film named
+])
+def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested, reply, rejected, mentioned):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "a scary film please")
+    tracker.observe(state, Message("assistant", "How about " + " or ".join(suggested) + "?"))
+    tracker.observe(state, Message("user", reply))
+    assert (state.rejected, state.mentioned) == (rejected, mentioned)
+
 def test_toy_items_liked_and_rejected(tmp_path):
     state = _observe(_tracker(tmp_path, SMALL_CATALOG),
                      "I loved the Hornby Express Train Set but hated the Mini Drone Quadcopter")
