@@ -27,8 +27,8 @@ CURRENCY = "£"
 # Variables each top-level template may use (includes are checked with their parent).
 TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
-                  "context_after_history", "shared_category"},
-    "reply_none.j2": {"items", "state", "currency", "first_turn"},
+                  "context_after_history", "shared_category", "has_prices"},
+    "reply_none.j2": {"items", "state", "currency", "first_turn", "has_prices", "has_categories"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                 "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
@@ -47,6 +47,9 @@ class PromptBuilder:
                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                                       autoescape=False)
         self.templates = {name: self._load(prompt_dir, name, allowed) for name, allowed in TEMPLATE_VARS.items()}
+        # what is worth asking about: no budget question for a catalog without prices (films)
+        self.has_prices = any(item.price is not None for item in catalog)
+        self.has_categories = len(catalog.categories) > 1
 
     def _load(self, prompt_dir: Path, name: str, allowed: set[str]) -> jinja2.Template:
         try:
@@ -95,7 +98,7 @@ class PromptBuilder:
             candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
             close=self.close, currency=CURRENCY, liked_titles=self._titles(state.summary()["liked"]),
             rejected_titles=self._titles(state.rejected), context_after_history=self.context_after_history,
-            shared_category=shared or None).strip()
+            shared_category=shared or None, has_prices=self.has_prices).strip()
 
     def reply_prefix(self, state: DialogueState, candidates: Sequence[Item]) -> str:
         """The pre-filled opening of the LM's reply (``reply_prefix.j2``), e.g. ``"1. [["``."""
@@ -106,7 +109,7 @@ class PromptBuilder:
     def none_reply(self, state: DialogueState, items: Sequence[Item]) -> str:
         return self.templates["reply_none.j2"].render(
             items=[_item_view(i) for i in items], state=state.summary(), currency=CURRENCY,
-            first_turn=state.n_turns <= 1).strip()
+            first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories).strip()
 
     def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],
               budget: int) -> Messages:

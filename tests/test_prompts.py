@@ -108,3 +108,18 @@ def test_none_reply_lists_the_items_and_asks_for_budget(catalog):
     assert "1. **Thomas Tank Engine** — £9.99, rated 4.8/5" in reply
     assert "2. **Wooden Train Track Starter** — £19.50" in reply
     assert reply.endswith("Do you have a budget in mind?")
+
+
+def test_a_catalog_without_prices_is_not_asked_about_budget(tmp_path):
+    from conftest import write_jsonl
+    films = load_catalog(write_jsonl(tmp_path / "films.jsonl", [
+        {"id": "f1", "title": "The Shining (1980)", "category": "movie"},
+        {"id": "f2", "title": "Get Out (2017)", "category": "movie"}]))
+    builder = PromptBuilder(films)
+    state = DialogueState(messages=[Message("user", "something scary")])
+    reply = builder.none_reply(state, list(films))
+    assert "budget" not in reply and "kind of product" not in reply
+    assert reply.endswith("Tell me one you already love and I'll find more like it, or rate these with 👍 / 👎.")
+    assert "budget" not in builder.system_prompt(state, list(films))
+    state.liked.append("f1")
+    assert builder.none_reply(state, [films.by_id["f2"]]).endswith("Tell me what you think, or rate the items with 👍 / 👎.")
