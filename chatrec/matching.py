@@ -22,6 +22,8 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Sequence
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
@@ -105,7 +107,7 @@ class Match:
 
 
 class TitleMatcher:
-    def __init__(self, catalog: Catalog, max_words: int = 12):
+    def __init__(self, catalog: Catalog, max_words: int = 12, popularity: Sequence[float] | None = None):
         self.catalog = catalog
         self.exact: dict[str, str] = {}
         self.variants: dict[str, list[str]] = defaultdict(list)  # every name -> items (full or partial)
@@ -137,6 +139,10 @@ class TitleMatcher:
         self._title_words: dict[str, set[int]] | None = None  # word -> title positions, built on first use
         self._counts: dict[str, int] = {}
         self._doc_freq: Counter[str] | None = None  # word -> items whose title or description has it
+        self._name_ceiling = 0.003 * len(catalog)  # a word in fewer items than this can name one
+        # Several items share a name ("Titanic": 1997, 2012 and an undated listing): without a year
+        # written, the most popular one is meant (``popularity`` by catalog position; else the first).
+        self.popularity = popularity
 
     def _aliases(self, catalog: Catalog) -> dict[str, list[str]]:
         """Extra names for phrase matching only (``find_in_text`` does not use them): the title
@@ -296,8 +302,11 @@ class TitleMatcher:
             # "Paul", "the American", "war": a short title made of words the catalog's own text uses
             # all the time is plain language unless quoted, dated or title-cased word by word.
             dated = _YEAR_AFTER.match(text[toks[-1][1]:]) or (len(toks) > 1 and _YEAR.match(f"({toks[-1][2]})"))
-            capitalised = len(toks) > 1 and all(text[a:a + 1].isupper() for a, _, _ in toks)
-            if len(toks) <= 3 and self._everyday(toks) and not (dated or capitalised or _quoted(text, toks)):
+            capitalised = all(text[a:a + 1].isupper() for a, _, _ in toks)
+            # One capitalised word is a name ("I loved Titanic") unless the catalog's own text uses it
+            # so often that it is a plain word there ("Alien", "Taken", "Seven": write them dated).
+            named = capitalised and (len(toks) > 1 or self._one_word_name(text, toks[0], phrase))
+            if len(toks) <= 3 and self._everyday(toks) and not (dated or named or _quoted(text, toks)):
                 return []
             return ids if self._title_count(phrase) < 3 or dated or _as_name(text, toks) else []
         ids = self.variants.get(phrase)
@@ -310,6 +319,40 @@ class TitleMatcher:
         rare = any(self.doc_freq(w) <= max(2, 0.0005 * len(self.catalog)) for w in words)
         named = _as_name(text, toks)
         return ids if enough and (named or rare) and self._title_count(phrase) == 1 else []
+
+    def _one_word_name(self, text: str, tok: tuple[int, int, str], phrase: str) -> bool:
+        """Whether one capitalised word that the catalog's text uses now and then (a title of several
+        listings, "Titanic", "Frozen") is written as that title: mid-sentence, or opening one as its
+        subject ("Titanic was great"); not a word capitalised for another reason: a sentence-opening
+        verb ("Loved that movie", "Saw it"), a place or a date ("on Mars", "for Halloween"), or a
+        person's first name or a genre of the catalog ("Did Martin co-star?", "a good Thriller")."""
+        start, end, _ = tok
+        if self.doc_freq(phrase) >= self._name_ceiling or phrase in self._plain_names:
+            return False
+        before = text[:start].rstrip()
+        if _PLACE_BEFORE.search(before) or (phrase.endswith(("ed", "ing")) and _OBJECT_AFTER.match(text, end)):
+            return False  # "on Mars", "... (1983) Loved that movie"
+        if before and before[-1] not in ".!?:;\"“(":
+            return True  # mid-sentence
+        return not phrase.endswith(("ed", "ing")) and bool(_SUBJECT_AFTER.match(text, end))
+
+    @cached_property
+    def _plain_names(self) -> frozenset[str]:
+        """The catalog's genres and the first names of 8+ of its people ("Paul", "Martin"; not
+        "Rocky", "Thor"): capitalised, but rarely meant as a title."""
+        from .facets import CREDIT_KEYS, GENRE_KEYS
+        genres: set[str] = set()
+        people: defaultdict[str, set[str]] = defaultdict(set)
+        for item in self.catalog:
+            for key in CREDIT_KEYS + GENRE_KEYS:
+                value = item.attributes.get(key)
+                for v in value if isinstance(value, list) else [value] if isinstance(value, str) else []:
+                    names = normalize(v).split()
+                    if names and key in CREDIT_KEYS:
+                        people[names[0]].add(" ".join(names))
+                    elif names:
+                        genres.add(" ".join(names))
+        return frozenset(genres | {first for first, full in people.items() if len(full) >= 8})
 
     def warm(self) -> None:
         """Build the indexes made on first use (typo neighbours, word counts), e.g. at start-up so
@@ -360,17 +403,23 @@ class TitleMatcher:
         return phrase not in COMMON_WORDS and len(phrase) >= 3 and (word[:1].isupper() or dated)
 
     def _pick_year(self, ids: list[str], surface: str, phrase: str = "") -> str:
-        """Several items share the name: the one with the year written after it, else the one whose
-        whole title is the name ("Star Wars (1977)", not "Star Wars: The Clone Wars"), else the first."""
+        """Several items share the name: the one with the year written after it, else among those
+        whose whole title is the name ("Star Wars (1977)", not "Star Wars: The Clone Wars") the most
+        popular ("Avatar (2009)", not "Avatar (2004)"), else the first."""
         if len(ids) > 1:
             year = re.search(r"\(?((?:19|20)\d\d)\)?$", surface)
             if year:
                 for item_id in ids:
                     if f"({year.group(1)})" in self.catalog.by_id[item_id].title:
                         return item_id
-            for item_id in ids:
-                if normalize(_YEAR.sub("", self.catalog.by_id[item_id].title)) in (phrase, "the " + phrase):
-                    return item_id
+            names = {i: normalize(_YEAR.sub("", self.catalog.by_id[i].title)) for i in ids}
+            whole = ([i for i in ids if names[i] == phrase]  # "Split (2017)" before "The Split (1968)"
+                     or [i for i in ids if names[i] == "the " + phrase])
+            if whole and self.popularity is not None:
+                position = self.catalog.position
+                return max(whole, key=lambda i: self.popularity[position[i]])  # first of equals
+            if whole:
+                return whole[0]
         return ids[0]
 
 
@@ -389,6 +438,9 @@ def _distinctive(word: str) -> bool:
     return len(word) >= 3 and not word.isdigit() and word not in COMMON_WORDS
 
 
+_PLACE_BEFORE = re.compile(r"\b(?:on|at|from|during|for|near)$", re.I)
+_OBJECT_AFTER = re.compile(r"\s+(?:that|it|this|the|them|those|these|him|her|me|you)\b", re.I)
+_SUBJECT_AFTER = re.compile(r"\s+(?:is|was|has|had|and|or)\b", re.I)
 _NEXT_CAP = re.compile(r" ([A-Z][\w'’&]*)")
 _PREV_CAP = re.compile(r"(?:^|(.)\s*)\b([A-Z][\w'’&]*) $", re.S)
 

@@ -101,7 +101,7 @@ class Ranker:
         self.weights = weights
         self.feedback_prior = np.zeros(len(catalog), dtype=np.float32)
         self._feedback_counts: dict[str, tuple[int, int]] = {}
-        self.popularity = self._popularity()
+        self.popularity = popularity_prior(catalog, collab)
         self.recency = recency_prior(catalog)
         self.target_prior: TargetPrior | None = None
         self._target_pop = np.zeros(len(catalog), dtype=np.float32)
@@ -361,11 +361,14 @@ class Ranker:
                 pen[pos] -= w.shown_penalty
         return pen
 
-    def _popularity(self) -> np.ndarray:
-        if self.collab is not None and self.collab.popularity.any():
-            return self.collab.popularity_prior()
-        counts = np.array([math.log1p(i.review_count or 0) for i in self.catalog], dtype=np.float32)
-        return counts / counts.max() if counts.max() > 0 else counts
+
+
+def popularity_prior(catalog: Catalog, collab: CollaborativeModel | None = None) -> np.ndarray:
+    """Per item in [0, 1]: log interaction counts where there are interactions, else log review counts."""
+    if collab is not None and collab.popularity.any():
+        return collab.popularity_prior()
+    counts = np.array([math.log1p(i.review_count or 0) for i in catalog], dtype=np.float32)
+    return counts / counts.max() if counts.max() > 0 else counts
 
 
 def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int]], k: int | None = None) -> list[int]:

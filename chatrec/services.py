@@ -22,7 +22,7 @@ from .learned import PriorExamples, apply, load_configured
 from .lexical import LexicalIndex
 from .matching import TitleMatcher
 from .prompts import PromptBuilder
-from .ranker import Ranker
+from .ranker import Ranker, popularity_prior
 from .settings import LEARNED_DIR, Settings
 from .store import Store
 from .tracker import Tracker
@@ -92,8 +92,8 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    matcher = TitleMatcher(catalog)
     collab = CollaborativeModel.from_csv(settings.interactions, catalog) if settings.interactions else None
+    matcher = TitleMatcher(catalog, popularity=popularity_prior(catalog, collab))  # "Titanic": the 1997 one
     ranker = Ranker(catalog, index, LexicalIndex(catalog), collab)
     prompts = PromptBuilder(catalog)
     grounder = Grounder(catalog, matcher, index, markers=prompts.constraint_markers)

@@ -199,3 +199,36 @@ def test_first_replies_grounded_in_parallel_agree_with_one_at_a_time(catalog):
             got = list(pool.map(lambda t: [(m.item_id, m.method) for m in fresh.find_in_text(t)], texts))
         assert got == expected
     assert any(expected)
+
+
+def test_one_capitalised_word_names_the_most_popular_film_of_that_name(tmp_path):
+    """In a large catalog a word a few items use ("Titanic": three listings and one plot) is a title
+    when written as one, mid-sentence or as a sentence's subject, and the most popular listing is
+    the one meant. A capitalised word that opens a sentence as a verb, follows "on", or is a genre
+    or the first name of many of the catalog's people is not a title."""
+    from conftest import write_jsonl
+
+    rows = [{"id": "t97", "title": "Titanic (1997)"}, {"id": "t12", "title": "Titanic (2012)"},
+            {"id": "t00", "title": "Titanic"}, {"id": "mars", "title": "Mars (2004)"},
+            {"id": "loved", "title": "Loved (1997)"}, {"id": "martin", "title": "Martin (1997)"},
+            {"id": "thr", "title": "Thriller (2010)"}]
+    plots = ["the titanic sinks", "life on mars", "a boy on mars", "mars attacks", "loved ones", "she loved him",
+             "loved and lost", "a martin guitar", "martin and lewis", "the martin family", "a thriller",
+             "thriller night", "a slow thriller"]
+    rows += [{"id": f"x{i}", "title": f"Picture {i}", "description": plots[i] if i < len(plots) else f"a story {i}",
+              "attributes": {"star": [f"Martin Actor{i}"] if i < 8 else [], "genre": ["thriller"] if i < 3 else []}}
+             for i in range(2000)]
+    catalog = load_catalog(write_jsonl(tmp_path / "films.jsonl", rows))
+    popularity = [0.0] * len(catalog)
+    popularity[catalog.position["t97"]] = 1.0
+    matcher = TitleMatcher(catalog, popularity=popularity)  # read at each match
+    found = lambda text: [m.item_id for m in matcher.find_in_text(text)]  # noqa: E731
+    assert found("I really loved Titanic and want more") == ["t97"]
+    assert found("Titanic was great") == ["t97"]
+    popularity[catalog.position["t12"]] = 2.0
+    assert found("I loved Titanic") == ["t12"]
+    assert found("Loved that movie") == []
+    assert found("a boy born on Mars") == []
+    assert found("did Martin co-star with him?") == []
+    assert found("is it a good Thriller?") == []
+    assert found("I loved Mars (2004)") == ["mars"]  # dated, it is a title wherever it stands
