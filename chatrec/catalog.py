@@ -100,18 +100,27 @@ class Catalog:
         return sorted({item.category for item in self.items if item.category})
 
     @cached_property
+    def namesakes(self) -> dict[int, tuple[int, ...]]:
+        """Position -> the other positions whose title is the same but for a trailing "(year)": the
+        other listings of the thing (``listings``) and other things of that name ("Titanic (1997)",
+        "Titanic (2012)", "Titanic")."""
+        groups: dict[str, list[int]] = {}
+        for pos, item in enumerate(self.items):
+            groups.setdefault(" ".join(_TRAILING_YEAR.sub("", item.title).casefold().split()), []).append(pos)
+        return {p: tuple(q for q in members if q != p) for members in groups.values() if len(members) > 1
+                for p in members}
+
+    @cached_property
     def listings(self) -> dict[int, tuple[int, ...]]:
         """Position -> the other positions that list the same thing: the same title (case, spacing
         and a trailing "(year)" aside) and the same year, or no year where the title is known in
         one year only. ReDial's catalog holds "Jurassic Park" and "Jurassic Park (1993)" (but an
         undated "Rocky" beside 1976 and 2006 ones is none of them); shops list one product twice."""
-        groups: dict[str, list[int]] = {}
-        for pos, item in enumerate(self.items):
-            groups.setdefault(" ".join(_TRAILING_YEAR.sub("", item.title).casefold().split()), []).append(pos)
         out: dict[int, tuple[int, ...]] = {}
-        for members in groups.values():
-            if len(members) < 2:
-                continue
+        for pos, others in self.namesakes.items():
+            if pos > others[0]:
+                continue  # each group once, from its first position
+            members = (pos, *others)
             years = {p: self.items[p].year for p in members}
             dated = {y for y in years.values() if y}
             for p in members:

@@ -344,13 +344,13 @@ class Ranker:
             if t:
                 pen[self._terms.with_word(t)] = -np.inf
         asked = set(state.asked) - set(state.rejected)
-        position, listings = self.catalog.position, self.catalog.listings
+        position, listings, namesakes = self.catalog.position, self.catalog.listings, self.catalog.namesakes
         keep = {position[i] for i in asked if i in position}
         for item_id in list(state.rejected) + [i for i in state.mentioned if i not in asked]:
             pos = position.get(item_id)
-            if pos is not None:  # and its other listings: naming "Jurassic Park" names "Jurassic Park (1993)"
-                pen[pos] = -np.inf
-                pen[[p for p in listings.get(pos, ()) if p not in keep]] = -np.inf
+            if pos is not None:  # and whatever has its name: naming "Jurassic Park" names "Jurassic Park
+                pen[pos] = -np.inf  # (1993)", and "Titanic (2012)" is no suggestion for "I loved Titanic"
+                pen[[p for p in namesakes.get(pos, ()) if p not in keep]] = -np.inf
         demoted: set[int] = set()
         for item_id in (set(state.shown) | set(state.liked)) - asked:
             pos = position.get(item_id)

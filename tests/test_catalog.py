@@ -121,3 +121,11 @@ def test_listings_pair_a_title_with_and_without_its_year(tmp_path):
     same = {catalog.items[p].id: sorted(catalog.items[q].id for q in qs) for p, qs in catalog.listings.items()}
     assert same == {"2": ["4"], "4": ["2"], "5": ["6"], "6": ["5"]}  # "Rocky" alone: which Rocky?
     assert load_catalog(write_jsonl(tmp_path / "d.jsonl", rows[:2])).listings == {0: (1,), 1: (0,)}
+
+
+def test_namesakes_share_a_title_whatever_the_year(tmp_path):
+    rows = [{"id": "a", "title": "Titanic (1997)"}, {"id": "b", "title": "Titanic (2012)"},
+            {"id": "c", "title": "titanic"}, {"id": "d", "title": "Titanic II (2010)"}]
+    catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
+    assert catalog.namesakes == {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+    assert catalog.listings == {}  # two dated films: the undated one is neither

@@ -291,6 +291,19 @@ def test_categories_sharing_the_word_asked_for_count_as_the_wanted_category(tmp_
     assert lifted == {"toy", "model"}
 
 
+def test_films_sharing_the_name_the_user_named_are_no_suggestion(tmp_path):
+    """"I loved Omega Ghost" is no reason to suggest the other two films called Omega Ghost, whatever
+    their year; asking about one of them still brings that one up."""
+    rows = FILMS + [{"id": "o1", "title": "Omega Ghost (1990)", "description": "ghost haunted house horror",
+                     "attributes": {"year": 1990}},
+                    {"id": "o2", "title": "Omega Ghost (2015)", "description": "ghost haunted house horror",
+                     "attributes": {"year": 2015}}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0, recency=0.0))
+    assert {"o1", "o2"} <= set(_ids(ranker, tracker, "ghost haunted house horror"))
+    ids = _ids(ranker, tracker, "I loved Omega Ghost, more haunted houses please")
+    assert "o1" not in ids and "o2" not in ids and ids[:2] in (["a", "b"], ["b", "a"])
+    assert _ids(ranker, tracker, "I loved Omega Ghost (1990). Is Omega Ghost (2015) any good?")[0] == "o2"
+
 def test_one_film_listed_twice_is_named_shown_and_recommended_as_one(tmp_path):
     # ReDial's catalog lists "Omega Ghost" and "Omega Ghost (2015)": naming one names the other,
     # and a list of recommendations never shows both
