@@ -76,9 +76,9 @@ class Cache:
         default = RankWeights()
         self.unit = RankWeights(**{f.name: (1.0 if f.name in signals else getattr(default, f.name))
                                    for f in fields(RankWeights)}).without("feedback", "shown_penalty")
-        # a named decade goes into the "era" signal at its product weight relative to an era hint
+        # a decade named or new films asked for go into the "era" signal at their weight relative to a hint
         if "era" in signals:
-            self.unit = replace(self.unit, decade=default.decade / default.era)
+            self.unit = replace(self.unit, era_asked=default.era_asked / default.era)
         n, m = len(dialogues), len(services.catalog)
         self.sig = {s: np.zeros((n, m), dtype=np.float16) for s in signals}
         self.base = np.zeros((n, m), dtype=np.float32)  # penalties without the shown demotion

@@ -62,8 +62,8 @@ class RankWeights:
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
-    era: float = 0.5  # items from the era the user hinted at ("an old classic", "something recent")
-    decade: float = 4.0  # items from the decade the user named ("80s horror"): a stated constraint, so strong
+    era: float = 0.5  # items from the era the user hinted at ("an old classic")
+    era_asked: float = 4.0  # items from the decade named or the new ones asked for ("80s horror", "anything newer?")
     target_pop: float = 0.0  # learned: how often human recommenders suggested the item (TargetPrior)
     cooc: float = 0.0  # learned: suggested after the items named here (TargetPrior)
     requests: float = 0.0  # learned: how many similar requests in other dialogues were offered the item (TargetPrior)
@@ -201,7 +201,8 @@ class Ranker:
             era = wanted_era(state.user_texts(), self._newest_year, w.turn_decay)
             if era is not None:
                 (lo, hi), strength, kind = era
-                out["era"] = (w.decade if kind == "decade" else w.era) * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
+                weight = w.era if kind == "old" else w.era_asked  # "old" is often not about films ("my old favourite")
+                out["era"] = weight * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
         if w.genre and self.facets.has_genres:
             wanted = self.facets.wanted_genres(state.user_texts(), w.turn_decay)
             if wanted.any():
@@ -420,8 +421,10 @@ _DECADE_WORDS = {w: d for d, w in enumerate("twenties thirties forties fifties s
 _OLD = re.compile(r"\b(?:old(?:er)?|classics?|oldies?|vintage|golden age)\b(?![- ]school)", re.I)
 _AGE = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ]?"
                   r"(?:(?:years?|yrs?|months?)[- ]?)?old\b", re.I)
-_NEW = re.compile(r"\b(?:recent(?:ly)?|latest|newer|brand new|new releases?|came out|coming out|in theat(?:er|re)s|"
-                  r"this year|just released|still in)\b", re.I)
+# Asks for something new; not "I recently saw X" or "I watched it in theaters".
+_NEW = re.compile(r"\b(?:recent(?!ly)|latest|newer|brand new|new releases?|just released|this year'?s|"
+                  r"(?:came|come|coming) out (?:recently|lately|this year)|released (?:recently|lately|this year)|"
+                  r"(?:now|currently|still) (?:playing )?in theat(?:er|re)s)\b", re.I)
 _ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
 
 

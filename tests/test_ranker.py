@@ -170,6 +170,7 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     ("a silly comedy that came out recently", "d"),
     ("a silly comedy, nothing too old", None),  # negated: no era
     ("a silly comedy for my 6 year old", None),  # an age, not an era
+    ("I recently saw a silly comedy in theaters", None),  # when they watched, not what they want
 ])
 def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, recency=0.0))
@@ -191,7 +192,8 @@ def test_a_decade_asked_for_outweighs_popularity_and_recency(tmp_path):
     assert _ids(ranker, tracker, "a silly comedy from the 90s", "any more?")[0] == "c"
     _, signals = ranker.score(_state(tracker, "a silly comedy from the 90s"), ranker.weights)
     _, hinted = ranker.score(_state(tracker, "an old silly comedy"), ranker.weights)
-    assert signals["era"].max() == ranker.weights.decade > hinted["era"].max() == ranker.weights.era
+    assert signals["era"].max() == ranker.weights.era_asked > hinted["era"].max() == ranker.weights.era
+    assert _ids(ranker, tracker, "a silly comedy from the 90s", "hmm, anything newer?")[0] == "d"
 
 
 def test_a_suggestion_disliked_by_reference_is_gone_and_its_twin_demoted(tmp_path):
