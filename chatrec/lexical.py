@@ -36,6 +36,7 @@ favourite fan want wanted wants need needs looking look find show tell give get 
 suggestion recommend recommendations recommendation recommended idea ideas option options choice choices
 alternative alternatives something someone thing things stuff kind kinds sort type types one ones else
 another different new similar same lot lots much many watch watched watching seen see saw heard
+hate hated hates dislike disliked dislikes first second third fourth fifth last
 movie movies film films flick flicks buy bought item items product products toy toys gift gifts
 """.split())
 

@@ -197,18 +197,20 @@ class Ranker:
             out["requests"] = w.requests * prior.similar_requests(query, w.requests_k)
         if query is not None and learned and w.request_profile:
             out["request_profile"] = w.request_profile * prior.request_profiles(query)
+        # turns that only react ("I hated the first one", "anything else?") do not age the wishes before them
+        wishes = [t for t in state.user_texts() if content_words(t)]
         if w.era and self._years.any():
-            era = wanted_era(state.user_texts(), self._newest_year, w.turn_decay)
+            era = wanted_era(wishes, self._newest_year, w.turn_decay)
             if era is not None:
                 (lo, hi), strength, kind = era
                 weight = w.era if kind == "old" else w.era_asked  # "old" is often not about films ("my old favourite")
                 out["era"] = weight * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
         if w.genre and self.facets.has_genres:
-            wanted = self.facets.wanted_genres(state.user_texts(), w.turn_decay)
+            wanted = self.facets.wanted_genres(wishes, w.turn_decay)
             if wanted.any():
                 out["genre"] = w.genre * self.facets.genre_scores(wanted)
         if w.named_credits and self.facets.has_credits:
-            named = self.facets.named_credit_scores(state.user_texts(), w.turn_decay)
+            named = self.facets.named_credit_scores(wishes, w.turn_decay)
             if named.any():
                 out["named_credits"] = w.named_credits * named
         texts = informative_texts(state)

@@ -194,18 +194,24 @@ def test_a_decade_asked_for_outweighs_popularity_and_recency(tmp_path):
     _, hinted = ranker.score(_state(tracker, "an old silly comedy"), ranker.weights)
     assert signals["era"].max() == ranker.weights.era_asked > hinted["era"].max() == ranker.weights.era
     assert _ids(ranker, tracker, "a silly comedy from the 90s", "hmm, anything newer?")[0] == "d"
+    reacted = _state(tracker, "a silly comedy from the 90s")
+    tracker.observe(reacted, Message("user", "I hated the first one. Anything else?"))  # a reaction, no new wish
+    assert ranker.score(reacted, ranker.weights)[1]["era"].max() == ranker.weights.era_asked  # not aged
 
 
 def test_a_suggestion_disliked_by_reference_is_gone_and_its_twin_demoted(tmp_path):
-    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=0.0))
+    weights = RankWeights(popularity=0.0, shown_penalty=0.0, rejected_threshold=0.5)  # hashed vectors: a, b at cos 0.78
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=weights)
     state = DialogueState()
     tracker.observe(state, Message("user", "ghost haunted house horror"))
     tracker.observe(state, Message("assistant", "How about Beta Ghost (2016)?"))
     a = ranker.catalog.position["a"]
     before, before_score = _ids(ranker, tracker, state=state), ranker.score(state, ranker.weights)[0][a]
     after = _ids(ranker, tracker, "I hated that one", state=state)
-    assert before[:2] == ["a", "b"] and "b" not in after
-    assert ranker.score(state, ranker.weights)[0][a] < before_score  # its near-duplicate goes down too
+    assert before[:2] == ["a", "b"] and "b" not in after and after[0] == "a"
+    total, signals = ranker.score(state, ranker.weights)
+    assert signals["rejected"][a] == -ranker.weights.rejected_similar  # its near-duplicate goes down
+    assert total[a] == pytest.approx(before_score - ranker.weights.rejected_similar)  # and nothing else moves
 
 def test_shown_items_are_demoted_not_hidden(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
