@@ -37,6 +37,7 @@ suggestion recommend recommendations recommendation recommended idea ideas optio
 alternative alternatives something someone thing things stuff kind kinds sort type types one ones else
 another different new similar same lot lots much many watch watched watching seen see saw heard
 hate hated hates dislike disliked dislikes first second third fourth fifth last
+recent recently newer newest latest older oldest released
 movie movies film films flick flicks buy bought item items product products toy toys gift gifts
 """.split())
 

@@ -198,7 +198,7 @@ class Ranker:
         if query is not None and learned and w.request_profile:
             out["request_profile"] = w.request_profile * prior.request_profiles(query)
         # turns that only react ("I hated the first one", "anything else?") do not age the wishes before them
-        wishes = [t for t in state.user_texts() if content_words(t)]
+        wishes = [t for t in state.user_texts() if content_words(t) or wanted_era([t], self._newest_year)]
         if w.era and self._years.any():
             era = wanted_era(wishes, self._newest_year, w.turn_decay)
             if era is not None:

@@ -197,6 +197,8 @@ def test_a_decade_asked_for_outweighs_popularity_and_recency(tmp_path):
     reacted = _state(tracker, "a silly comedy from the 90s")
     tracker.observe(reacted, Message("user", "I hated the first one. Anything else?"))  # a reaction, no new wish
     assert ranker.score(reacted, ranker.weights)[1]["era"].max() == ranker.weights.era_asked  # not aged
+    tracker.observe(reacted, Message("user", "something more recent please"))  # an era word is a wish
+    assert ranker.score(reacted, ranker.weights)[1]["era"][ranker.catalog.position["d"]] == ranker.weights.era_asked
 
 
 def test_a_suggestion_disliked_by_reference_is_gone_and_its_twin_demoted(tmp_path):
