@@ -68,7 +68,8 @@ class PriorExamples:
 
         dialogues = list(dialogues)
         known = catalog.position
-        named = [list(dict.fromkeys(m.item_id for _, text in d.context for m in matcher.find_in_text(text)))
+        named = [list(dict.fromkeys(m.item_id for role, text in d.context  # as the tracker reads each role
+                                    for m in matcher.find_in_text(text, typed=role == "user")))
                  for d in dialogues]
         vectors = [query_of(d) if query_of is not None and any(t in known for t in d.targets) else None
                    for d in dialogues]

@@ -250,8 +250,11 @@ class TitleMatcher:
         return block
 
     # -- free text ---------------------------------------------------------------------------
-    def find_in_text(self, text: str) -> list[Match]:
-        """Non-overlapping item mentions in ``text``, longest match first, in text order."""
+    def find_in_text(self, text: str, typed: bool = False) -> list[Match]:
+        """Non-overlapping item mentions in ``text``, longest match first, in text order. ``typed``:
+        a person wrote it, and people type titles bare ("I loved Titanic"), so one capitalised word
+        that the catalog's text uses a few times may be a title; in generated text it is not (an
+        LM's "a boy born on Mars" must not ground to "Mars (2004)")."""
         tokens = [(m.start(), m.end(), normalize(m.group())) for m in re.finditer(r"[\w'’&]+", text)]
         tokens = [(a, b, self._spelled(w)) for a, b, w in tokens if w]
         taken = [False] * len(tokens)
@@ -261,7 +264,7 @@ class TitleMatcher:
                 if any(taken[i:i + n]):
                     continue
                 phrase = " ".join(t[2] for t in tokens[i:i + n])
-                ids = self._text_owners(text, tokens[i:i + n], phrase)
+                ids = self._text_owners(text, tokens[i:i + n], phrase, typed)
                 start, end = tokens[i][0], tokens[i + n - 1][1]
                 if not ids or _inside_longer_name(text, start, end):
                     continue
@@ -289,7 +292,7 @@ class TitleMatcher:
             fixes[word] = near[0] if len(near) == 1 else word
         return fixes[word]
 
-    def _text_owners(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> list[str]:
+    def _text_owners(self, text: str, toks: list[tuple[int, int, str]], phrase: str, typed: bool = False) -> list[str]:
         """The items ``phrase`` names where it stands in free text, or [] when the text gives no
         evidence it is a name. A whole title must be plausible as written, and one that is also a
         common phrase of the catalog ("Card Game" inside three other titles) must be written as a
@@ -305,7 +308,7 @@ class TitleMatcher:
             capitalised = all(text[a:a + 1].isupper() for a, _, _ in toks)
             # One capitalised word is a name ("I loved Titanic") unless the catalog's own text uses it
             # so often that it is a plain word there ("Alien", "Taken", "Seven": write them dated).
-            named = capitalised and (len(toks) > 1 or self._one_word_name(text, toks[0], phrase))
+            named = capitalised and (len(toks) > 1 or typed and self._one_word_name(text, toks[0], phrase))
             if len(toks) <= 3 and self._everyday(toks) and not (dated or named or _quoted(text, toks)):
                 return []
             return ids if self._title_count(phrase) < 3 or dated or _as_name(text, toks) else []

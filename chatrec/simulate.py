@@ -133,7 +133,7 @@ class Shopper:
 def make_shopper(item: Item, vocab: Vocabulary, matcher, order: tuple[str, ...] = REVEAL_ORDER) -> Shopper:
     """A shopper for ``item`` whose sentences never name it (as the tracker's title matcher sees it)."""
     lines = [u for u in plan_utterances(item, vocab, order)
-             if all(m.item_id != item.id for m in matcher.find_in_text(u))]
+             if all(m.item_id != item.id for m in matcher.find_in_text(u, typed=True))]
     return Shopper(item, lines)
 
 

@@ -132,7 +132,7 @@ class Tracker:
         if category:
             state.prefs.category = category
         state.asked = []
-        matches = self.matcher.find_in_text(text)
+        matches = self.matcher.find_in_text(text, typed=True)
         for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
             state.mentioned[match.item_id] = sentiment

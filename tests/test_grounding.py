@@ -222,8 +222,9 @@ def test_one_capitalised_word_names_the_most_popular_film_of_that_name(tmp_path)
     popularity = [0.0] * len(catalog)
     popularity[catalog.position["t97"]] = 1.0
     matcher = TitleMatcher(catalog, popularity=popularity)  # read at each match
-    found = lambda text: [m.item_id for m in matcher.find_in_text(text)]  # noqa: E731
+    found = lambda text: [m.item_id for m in matcher.find_in_text(text, typed=True)]  # noqa: E731
     assert found("I really loved Titanic and want more") == ["t97"]
+    assert matcher.find_in_text("I really loved Titanic and want more") == []  # generated text: not enough
     assert found("Titanic was great") == ["t97"]
     popularity[catalog.position["t12"]] = 2.0
     assert found("I loved Titanic") == ["t12"]
