@@ -203,7 +203,7 @@ class Ranker:
             era = wanted_era(wishes, self._newest_year, w.turn_decay)
             if era is not None:
                 (lo, hi), strength, kind = era
-                weight = w.era if kind == "old" else w.era_asked  # "old" is often not about films ("my old favourite")
+                weight = w.era if kind == "old" else w.era_asked  # "old" is a hint: "my old favourite"
                 out["era"] = weight * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
         if w.genre and self.facets.has_genres:
             wanted = self.facets.wanted_genres(wishes, w.turn_decay)
@@ -363,7 +363,6 @@ class Ranker:
             if math.isfinite(pen[pos]):
                 pen[pos] -= w.shown_penalty
         return pen
-
 
 
 def popularity_prior(catalog: Catalog, collab: CollaborativeModel | None = None) -> np.ndarray:

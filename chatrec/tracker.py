@@ -83,28 +83,29 @@ _FOLLOW_UP = re.compile(
 # "loved the second one", "seen them all". One item, unless plural or picked by an ordinal.
 _NTH = r"first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last"
 _ONE = rf"(?:it|that(?: one| movie| film)?|this(?: one)?|the (?:{_NTH})(?: one)?)"
-_ALL = (r"(?:them(?: all)?|those(?: ones| two| three)?|these(?: ones)?|both(?: of them)?|all of (?:them|those|these)|"
-        r"all (?:two|three|four|five)|either(?: of them| one)?)")
+_ALL = (r"(?:them(?: all)?|those(?: ones| two| three)?|these(?: ones)?|both(?: of them)?|"
+        r"all of (?:them|those|these)|all (?:two|three|four|five)|either(?: of them| one)?)")
 _REF = rf"(?P<ref>{_ALL}|{_ONE})"
 _ABOUT_ITEM = r"(?!\s+(?:when|if|how|that|because|to)\b)"  # "I hate it when...": not about the item
 _REF_PLURAL = re.compile(rf"^{_ALL}$", re.I)
 _REF_NTH = re.compile(rf"\bthe ({_NTH})\b", re.I)
 _REF_NEGATED = re.compile(r"\b(?:not|never|no)\b|n'?t\b", re.I)
-_REF_PATTERNS = (
-    (-1, re.compile(rf"\b(?:hated?|disliked?|(?:didn'?t|did not|don'?t|do not|never) (?:really )?(?:like[sd]?|love[sd]?|"
-                    rf"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|not (?:a fan of|into))\s+{_REF}\b{_ABOUT_ITEM}",
-                    re.I)),
-    (-1, re.compile(rf"\b{_REF} (?:was|were|is|are)(?: so| really| pretty| too| kind of| a bit)? (?:boring|awful|terrible|"
-                    rf"bad|dumb|stupid|lame|overrated|the worst|not (?:good|great|funny|for me)|too (?:scary|long|slow|violent))\b",
-                    re.I)),
+_DISLIKE = (r"hated?|disliked?|(?:didn'?t|did not|don'?t|do not|never) (?:really )?(?:like[sd]?|love[sd]?|"
+            r"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|not (?:a fan of|into)")
+_BAD = (r"boring|awful|terrible|bad|dumb|stupid|lame|overrated|the worst|not (?:good|great|funny|for me)|"
+        r"too (?:scary|long|slow|violent)")
+_GOOD = r"great|good|amazing|awesome|fun|excellent|brilliant|hilarious"
+_REF_PATTERNS = (  # (sentiment, pattern), first match wins
+    (-1, re.compile(rf"\b(?:{_DISLIKE})\s+{_REF}\b{_ABOUT_ITEM}", re.I)),
+    (-1, re.compile(rf"\b{_REF} (?:was|were|is|are)(?: so| really| pretty| too| kind of| a bit)? (?:{_BAD})\b", re.I)),
     (-1, re.compile(rf"^\W*(?:no\W+)?not {_REF}\s*(?:,|\.|!|$)", re.I)),  # "No, not that one!"
-    (1, re.compile(rf"(?<!'d )(?<!would )(?<!might )(?<!will )(?<!may )\b(?:loved?|liked?|enjoyed|adored?)\s+{_REF}\b"
-                   rf"{_ABOUT_ITEM}", re.I)),
-    (1, re.compile(rf"\b{_REF} (?:was|were)(?: so| really| pretty)? (?:great|good|amazing|awesome|fun|excellent|brilliant|"
-                   rf"hilarious)\b", re.I)),
-    (0, re.compile(rf"\b(?:i'?ve|i have|we'?ve|we have|i|we|already)(?: already| both)? (?:seen|watched|saw)\s+{_REF}\b"
-                   rf"(?! yet)", re.I)),
+    (1, re.compile(rf"(?<!'d )(?<!would )(?<!might )(?<!will )(?<!may )\b(?:loved?|liked?|enjoyed|adored?)\s+"
+                   rf"{_REF}\b{_ABOUT_ITEM}", re.I)),
+    (1, re.compile(rf"\b{_REF} (?:was|were)(?: so| really| pretty)? (?:{_GOOD})\b", re.I)),
+    (0, re.compile(rf"\b(?:i'?ve|i have|we'?ve|we have|i|we|already)(?: already| both)? (?:seen|watched|saw)\s+"
+                   rf"{_REF}\b(?! yet)", re.I)),
 )
+
 
 class Tracker:
     """Updates a ``DialogueState`` from messages. Shared (stateless) across sessions."""
