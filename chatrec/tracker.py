@@ -65,7 +65,8 @@ _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines 
                         r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
              "fifth": 4, "5th": 4, "last": -1}
-_ORDINAL = re.compile(r"\bthe (first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b(?! time)", re.I)
+_NTH = "|".join(_ORDINALS)
+_ORDINAL = re.compile(rf"\bthe ({_NTH})\b(?! time)", re.I)
 _ASKS_OPINION = re.compile(r"\b(?:did|do|does|have|has|would|will) you\s+(?:\w+\s+)?"
                            r"(?:like[sd]?|love[sd]?|enjoy(?:ed)?|seen|watched|see|watch|recommend)\s*$", re.I)
 # A follow-up on what the assistant just suggested, naming no item: the answer is about those items.
@@ -81,14 +82,12 @@ _FOLLOW_UP = re.compile(
 
 # A reference to what the assistant just suggested, when the message names no item: "I hated that one",
 # "loved the second one", "seen them all". One item, unless plural or picked by an ordinal.
-_NTH = r"first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last"
 _ONE = rf"(?:it|that(?: one| movie| film)?|this(?: one)?|the (?:{_NTH})(?: one)?)"
 _ALL = (r"(?:them(?: all)?|those(?: ones| two| three)?|these(?: ones)?|both(?: of them)?|"
         r"all of (?:them|those|these)|all (?:two|three|four|five)|either(?: of them| one)?)")
 _REF = rf"(?P<ref>{_ALL}|{_ONE})"
 _ABOUT_ITEM = r"(?!\s+(?:when|if|how|that|because|to)\b)"  # "I hate it when...": not about the item
 _REF_PLURAL = re.compile(rf"^{_ALL}$", re.I)
-_REF_NTH = re.compile(rf"\bthe ({_NTH})\b", re.I)
 _REF_NEGATED = re.compile(r"\b(?:not|never|no)\b|n'?t\b", re.I)
 _DISLIKE = (r"hated?|disliked?|(?:didn'?t|did not|don'?t|do not|never) (?:really )?(?:like[sd]?|love[sd]?|"
             r"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|not (?:a fan of|into)")
@@ -146,9 +145,8 @@ class Tracker:
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
             state.asked = [i for i in state.last_shown if i not in state.rejected]
             if m := _ORDINAL.search(text):  # "what is the second one about?": that one
-                n = _ORDINALS[m.group(1).lower()]
-                if n < len(state.last_shown) and state.last_shown[n] not in state.rejected:
-                    state.asked = [state.last_shown[n]]
+                picked = [i for i in _nth(state.last_shown, m.group(1)) if i not in state.rejected]
+                state.asked = picked or state.asked
 
     def _update_referenced(self, state: DialogueState, text: str) -> None:
         """A dislike of the items the assistant just suggested, referred to rather than named,
@@ -229,10 +227,15 @@ def _referents(shown: list[str], ref: str) -> list[str]:
     """The suggested items ``ref`` ("it", "the second one", "both") points at."""
     if _REF_PLURAL.match(ref):
         return list(shown)
-    if m := _REF_NTH.search(ref):
-        n = _ORDINALS[m.group(1).lower()]
-        return [shown[n]] if -len(shown) <= n < len(shown) else []
+    if m := _ORDINAL.search(ref):
+        return _nth(shown, m.group(1))
     return list(shown) if len(shown) == 1 else []
+
+
+def _nth(shown: list[str], ordinal: str) -> list[str]:
+    """[the suggested item ``ordinal`` ("second", "last") names], or [] when there is no such item."""
+    n = _ORDINALS[ordinal.lower()]
+    return [shown[n]] if -len(shown) <= n < len(shown) else []
 
 
 def mention_sentiment(text: str, start: int, end: int) -> int:

@@ -163,3 +163,8 @@ def test_toy_items_liked_and_rejected(tmp_path):
                      "I loved the Hornby Express Train Set but hated the Mini Drone Quadcopter")
     assert state.mentioned == {"t1": 1, "r2": -1}
     assert state.rejected == ["r2"]
+
+
+def test_an_ordinal_before_anything_was_suggested_is_no_error(tmp_path):
+    state = _observe(_tracker(tmp_path, MOVIES), "tell me more about the last one")  # raised IndexError
+    assert (state.asked, state.rejected) == ([], [])
