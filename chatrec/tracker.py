@@ -45,8 +45,9 @@ _NOT_TARGETS = COMMON_WORDS | frozenset(
 _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
-_NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|not)\s+(?:really\s+)?"
-                            r"(?:like|love|enjoy|care|a fan|good|great|into)|\b(?:hate[sd]?|hating|"
+_NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+"
+                            r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of"
+                            r"(?:like|love|enjoy|care|fan|good|great|into)|\b(?:hate[sd]?|hating|"
                             r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh)\b", re.I)
 # The item itself is what the user refuses: "no Cars 3 or Pixar films", "anything but The Shining".
 _NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excluding|without|avoid|anything but|nothing like|"
@@ -90,7 +91,8 @@ _ABOUT_ITEM = r"(?!\s+(?:when|if|how|that|because|to)\b)"  # "I hate it when..."
 _REF_PLURAL = re.compile(rf"^{_ALL}$", re.I)
 _REF_NEGATED = re.compile(r"\b(?:not|never|no)\b|n'?t\b", re.I)
 _DISLIKE = (r"hated?|disliked?|(?:didn'?t|did not|don'?t|do not|never) (?:really )?(?:like[sd]?|love[sd]?|"
-            r"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|not (?:a fan of|into)")
+            r"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|"
+            r"(?:not|wasn'?t|was not|isn'?t|is not)\s+(?:(?:really|a|big|huge|much|of)\s+){0,3}(?:fan of|into)")
 _BAD = (r"boring|awful|terrible|bad|dumb|stupid|lame|overrated|the worst|not (?:good|great|funny|for me)|"
         r"too (?:scary|long|slow|violent)")
 _GOOD = r"great|good|amazing|awesome|fun|excellent|brilliant|hilarious"

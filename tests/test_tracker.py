@@ -88,6 +88,8 @@ def test_category(tmp_path, text, category):
     ("not It Follows, and nothing like The Babadook", {"m2": -1, "m1": -1}),
     ("No, I loved The Shining", {"m6": 1}),  # "No," answers a question; the film is liked
     ("why not The Shining?", {"m6": 0}),
+    ("I wasnt a very big fan of The Shining, but the score was great", {"m6": -1}),
+    ("I'm not much of a fan of Get Out", {"m5": -1}),
 ])
 def test_mentions_with_sentiment(tmp_path, text, mentioned):
     state = _observe(_tracker(tmp_path, MOVIES), text)
@@ -150,6 +152,8 @@ def test_a_follow_up_on_the_suggestions_asks_about_them(tmp_path, follow_up, ask
     (["The Shining (1980)"], "I haven't seen it, I heard it was great", [], {}),  # a wish, not had
     (["The Shining (1980)"], "I hate it when films are too long", [], {}),  # not about the film
     (["The Shining (1980)"], "I loved Get Out, it was great", [], {"m5": 1}),  # "it" is the film named
+    (["The Shining (1980)", "Get Out (2017)"], "She didnt care for them at all", ["m6", "m5"], {"m6": -1, "m5": -1}),
+    (["The Shining (1980)"], "I wasn't a big fan of that one", ["m6"], {"m6": -1}),
 ])
 def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested, reply, rejected, mentioned):
     tracker = _tracker(tmp_path, MOVIES)
