@@ -22,6 +22,7 @@ from .errors import CatalogError
 
 AttrValue = str | int | float | list
 _TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_TWIN_MIN_CHARS = 40  # shorter descriptions ("Great gift.") are shared by different products
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,22 @@ class Catalog:
                 same = tuple(q for q in members if q != p and (years[p] == years[q] or len(dated) == 1))
                 if same:
                     out[p] = same
+        for members in self._twins():
+            for p in members:
+                out[p] = tuple(sorted({*out.get(p, ()), *(q for q in members if q != p)}))
         return out
+
+    def _twins(self) -> list[list[int]]:
+        """Groups of positions whose rows describe one thing under different titles: the same long
+        description, category and price, and no two years ("Anchorman" and "Anchorman: The Legend
+        of Ron Burgundy (2004)" in ReDial's catalog, linked to one film)."""
+        groups: dict[tuple[str, str | None, float | None], list[int]] = {}
+        for pos, item in enumerate(self.items):
+            text = " ".join(item.description.split())
+            if len(text) >= _TWIN_MIN_CHARS:
+                groups.setdefault((text, item.category, item.price), []).append(pos)
+        return [g for g in groups.values()
+                if len(g) > 1 and len({y for p in g if (y := self.items[p].year)}) <= 1]
 
     def fingerprint(self) -> str:
         """A hash of the catalog's content, for cache keys: any edit to any row changes it."""

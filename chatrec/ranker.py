@@ -353,7 +353,7 @@ class Ranker:
             pos = position.get(item_id)
             if pos is not None:  # and whatever has its name: naming "Jurassic Park" names "Jurassic Park
                 pen[pos] = -np.inf  # (1993)", and "Titanic (2012)" is no suggestion for "I loved Titanic"
-                pen[[p for p in namesakes.get(pos, ()) if p not in keep]] = -np.inf
+                pen[[p for p in (*namesakes.get(pos, ()), *listings.get(pos, ())) if p not in keep]] = -np.inf
         demoted: set[int] = set()
         for item_id in (set(state.shown) | set(state.liked)) - asked:
             pos = position.get(item_id)

@@ -129,3 +129,17 @@ def test_namesakes_share_a_title_whatever_the_year(tmp_path):
     catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
     assert catalog.namesakes == {0: (1, 2), 1: (0, 2), 2: (0, 1)}
     assert catalog.listings == {}  # two dated films: the undated one is neither
+
+
+def test_rows_describing_one_thing_under_two_titles_are_listings_of_it(tmp_path):
+    plot = "Ron Burgundy is San Diego's top-rated newsman in the male-dominated broadcasting of the 1970s."
+    rows = [{"id": "a", "title": "Anchorman", "description": plot},
+            {"id": "b", "title": "Anchorman: The Legend of Ron Burgundy (2004)", "description": plot},
+            {"id": "c", "title": "Anchorman 2 (2013)", "description": "Ron Burgundy returns to take New York's first 24-hour news channel by storm."},
+            {"id": "d", "title": "Red Mug", "description": "A mug.", "price": 5.0},  # short shop text: no twin
+            {"id": "e", "title": "Blue Mug", "description": "A mug.", "price": 5.0},
+            {"id": "f", "title": "Old Tale (1950)", "description": "A " + plot},  # the same text, but dated
+            {"id": "g", "title": "Old Tale (1990)", "description": "A " + plot}]  # 1950 and 1990: two things
+    catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
+    same = {catalog.items[p].id: sorted(catalog.items[q].id for q in qs) for p, qs in catalog.listings.items()}
+    assert same == {"a": ["b"], "b": ["a"]}

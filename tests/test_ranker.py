@@ -333,3 +333,16 @@ def test_one_film_listed_twice_is_named_shown_and_recommended_as_one(tmp_path):
     unshown, _ = ranker.score(_state(tracker, "ghost haunted house horror"), ranker.weights)
     o1 = ranker.catalog.position["o1"]
     assert total[o1] == pytest.approx(unshown[o1] - ranker.weights.shown_penalty)  # shown as its twin was
+
+
+def test_a_film_listed_under_another_title_is_no_suggestion_once_named(tmp_path):
+    """ReDial's catalog has "Anchorman" and "Anchorman: The Legend of Ron Burgundy (2004)" with one
+    plot: "I love Anchorman" must not bring the film straight back under its long title."""
+    plot = "A top-rated newsman in the male-dominated broadcasting of the 1970s, ghost haunted house horror."
+    rows = FILMS + [{"id": "o1", "title": "Anchorman", "description": plot},
+                    {"id": "o2", "title": "Anchorman: The Legend of Ron Burgundy (2004)", "description": plot}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0, recency=0.0))
+    ids = _ids(ranker, tracker, "ghost haunted house horror")
+    assert ids.count("o1") + ids.count("o2") == 1  # one film, shown once
+    ids = _ids(ranker, tracker, "I love Anchorman, more ghost haunted house horror please")
+    assert "o1" not in ids and "o2" not in ids
