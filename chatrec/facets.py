@@ -46,7 +46,8 @@ GENRE_WORDS: dict[str, str] = {
     "sci-fi": r"sci-?fi|science fiction|space|aliens?|futuristic|dystopian|robots?",
     "mystery": r"myster(?:y|ies)|whodunn?its?|detectives?",
     "fantasy": r"fantasy|fantasies|magic|magical|dragons?|wizards?",
-    "family": r"family|kids?|children|child|kid-friendly|family-friendly",
+    "family": r"family|kids?|children|child|kid-friendly|family-friendly|toddlers?|grandkids|grandchildren|"
+              r"little ones|my (?:daughters?|sons?|nieces?|nephews?)",
     "animation": r"animated|animation|cartoons?|pixar|anime",
     "biography": r"biograph(?:y|ies|ical)|biopics?|true stor(?:y|ies)",
     "documentary": r"documentar(?:y|ies)|docs?",
@@ -57,6 +58,8 @@ GENRE_WORDS: dict[str, str] = {
     "western": r"westerns?|cowboys?",
     "drama": r"dramas?|dramatic|tear-?jerkers?",
 }
+# Genres that name an audience rather than a taste, and the genres of the films made for it.
+AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")}
 # "not a horror fan", "nothing scary", "I don't like comedies": a negation shortly before the word.
 _NEG_BEFORE = re.compile(r"\b(?:no|not|without|hate|hates|don'?t|do not|dislike|isn'?t|aren'?t|never|"
                          r"nothing|avoid|except)\b[^.!?,;]{0,25}$", re.I)
@@ -138,6 +141,17 @@ class Facets:
         if neg.any():
             out -= (self.genres @ neg > 0).astype(np.float32)
         return out
+
+    def audience_scores(self, wanted: np.ndarray) -> np.ndarray | None:
+        """1 for each item that has none of the genres made for the audience asked for ("something
+        for my kids": family or animation), scaled by how recent that wish is; None when no audience
+        was asked for. A taste genre is one reason among many, but a family film is a requirement:
+        Superbad is no answer to "a comedy for my daughters", however often it is suggested."""
+        for audience, suited in AUDIENCE_GENRES.items():
+            if audience in self.genre_names and (strength := wanted[self.genre_names.index(audience)]) > 0:
+                cols = [self.genre_names.index(g) for g in suited if g in self.genre_names]
+                return strength * (self.genres[:, cols].sum(axis=1) == 0).astype(np.float32)
+        return None
 
     def seed_genre_scores(self, seeds: Sequence[int], weights: Sequence[float]) -> np.ndarray:
         """Cosine between each item's genres and the weighted genre profile of the seed items."""

@@ -48,6 +48,7 @@ class RankWeights:
     mentioned: float = 2.5  # content similarity to items the user named or liked
     collab: float = 0.7  # item-item CF (only with interactions)
     genre: float = 0.4  # genres the user asked for in words (catalogs with a genre attribute)
+    audience: float = 1.0  # asked for something for kids / the family: items of no family genre demoted
     seed_genre: float = 0.7  # genre profile of the named/liked items (catalogs with a genre attribute)
     credits: float = 1.5  # people shared with the named/liked items (catalogs with director/star/... attributes)
     named_credits: float = 1.5  # items crediting a person the user named ("something with Tom Hanks")
@@ -209,6 +210,8 @@ class Ranker:
             wanted = self.facets.wanted_genres(wishes, w.turn_decay)
             if wanted.any():
                 out["genre"] = w.genre * self.facets.genre_scores(wanted)
+                if w.audience and (unsuited := self.facets.audience_scores(wanted)) is not None:
+                    out["audience"] = -w.audience * unsuited
         if w.named_credits and self.facets.has_credits:
             named = self.facets.named_credit_scores(wishes, w.turn_decay)
             if named.any():

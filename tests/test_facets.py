@@ -2,6 +2,8 @@
 moves exactly the items it should, and catalogs without these attributes are untouched."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from chatrec.catalog import load_catalog
@@ -83,3 +85,18 @@ def test_catalog_without_facets_is_untouched(tmp_path):
     assert not ranker.facets.has_genres and not ranker.facets.has_credits
     _, (_, signals) = _ranked(ranker, tracker, "a scary wooden train for the kids, like the Hornby Express Train Set")
     assert not {"genre", "seed_genre", "credits", "named_credits"} & set(signals)
+
+
+def test_asked_for_the_kids_only_films_made_for_them_lead(tmp_path):
+    """A comedy for the kids: the family comedy and the cartoon lead the adult comedy, however much
+    more popular it is; without the kids, the adult comedy keeps its lead."""
+    weights = replace(ONLY_FACETS, popularity=1.0)
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights)
+    ranker.popularity = np.where(np.array([i.id == "c1" for i in ranker.catalog]), 1.0, 0.0).astype(np.float32)
+    _, (total, signals) = _ranked(ranker, tracker, "any comedy I can watch with my daughters?")
+    assert [r.item.id for r in ranker.top(total, signals, k=2)] == ["c2", "a1"]
+    assert signals["audience"][ranker.catalog.position["c1"]] == -weights.audience
+    _, (total, signals) = _ranked(ranker, tracker, "any comedy for tonight?")
+    assert ranker.top(total, signals, k=1)[0].item.id == "c1" and "audience" not in signals
+    _, (total, signals) = _ranked(ranker, tracker, "a comedy, but not for kids")  # ruled out: no audience
+    assert "audience" not in signals
