@@ -145,7 +145,9 @@ class Tracker:
         if not matches:
             self._update_referenced(state, text)
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
-            state.asked = [i for i in state.last_shown if i not in state.rejected]
+            # not what the user already said they liked: "like Transporter 3" then "I have not watched
+            # that" after "Transporter 3 was intense! How about Rogue Nation?" asks about Rogue Nation
+            state.asked = [i for i in state.last_shown if i not in state.rejected and state.mentioned.get(i, 0) <= 0]
             if m := _ORDINAL.search(text):  # "what is the second one about?": that one
                 picked = [i for i in _nth(state.last_shown, m.group(1)) if i not in state.rejected]
                 state.asked = picked or state.asked

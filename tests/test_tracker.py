@@ -138,6 +138,14 @@ def test_a_follow_up_on_the_suggestions_asks_about_them(tmp_path, follow_up, ask
     assert state.asked == []  # it is about the latest message only
 
 
+def test_a_follow_up_is_not_about_the_film_the_user_already_loved(tmp_path):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "any crazy horror like The Shining (1980)?")
+    tracker.observe(state, Message("assistant", "The Shining (1980) was intense! How about Get Out (2017)?"))
+    tracker.observe(state, Message("user", "I have not watched that"))
+    assert state.asked == ["m5"]  # not The Shining, which they named as a favourite
+
+
 
 @pytest.mark.parametrize("suggested, reply, rejected, mentioned", [
     (["The Shining (1980)"], "I hated that one", ["m6"], {"m6": -1}),
