@@ -22,6 +22,7 @@ from .errors import CatalogError
 
 AttrValue = str | int | float | list
 _TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_WORD = re.compile(r"\w+")
 _TWIN_MIN_CHARS = 40  # shorter descriptions ("Great gift.") are shared by different products
 
 
@@ -128,22 +129,32 @@ class Catalog:
                 same = tuple(q for q in members if q != p and (years[p] == years[q] or len(dated) == 1))
                 if same:
                     out[p] = same
-        for members in self._twins():
-            for p in members:
-                out[p] = tuple(sorted({*out.get(p, ()), *(q for q in members if q != p)}))
+        for p, twins in self._twins().items():
+            out[p] = tuple(sorted({*out.get(p, ()), *twins}))
         return out
 
-    def _twins(self) -> list[list[int]]:
-        """Groups of positions whose rows describe one thing under different titles: the same long
-        description, category and price, and no two years ("Anchorman" and "Anchorman: The Legend
-        of Ron Burgundy (2004)" in ReDial's catalog, linked to one film)."""
+    def _twins(self) -> dict[int, set[int]]:
+        """Position -> the rows that describe the same thing under a longer or shorter title: the same
+        long description, category and price, no two different years, and one title inside the other
+        ("Anchorman" and "Anchorman: The Legend of Ron Burgundy (2004)" in ReDial's catalog). A shop's
+        boilerplate description ("Welcome to our store...") on two products with unrelated titles
+        makes no twins."""
         groups: dict[tuple[str, str | None, float | None], list[int]] = {}
         for pos, item in enumerate(self.items):
             text = " ".join(item.description.split())
             if len(text) >= _TWIN_MIN_CHARS:
                 groups.setdefault((text, item.category, item.price), []).append(pos)
-        return [g for g in groups.values()
-                if len(g) > 1 and len({y for p in g if (y := self.items[p].year)}) <= 1]
+        out: dict[int, set[int]] = {}
+        for members in (g for g in groups.values() if len(g) > 1):
+            words = {p: f" {' '.join(_WORD.findall(_TRAILING_YEAR.sub('', self.items[p].title).casefold()))} "
+                     for p in members}
+            for i, p in enumerate(members):
+                for q in members[i + 1:]:
+                    yp, yq = self.items[p].year, self.items[q].year
+                    if (yp == yq or not yp or not yq) and (words[p] in words[q] or words[q] in words[p]):
+                        out.setdefault(p, set()).add(q)
+                        out.setdefault(q, set()).add(p)
+        return out
 
     def fingerprint(self) -> str:
         """A hash of the catalog's content, for cache keys: any edit to any row changes it."""

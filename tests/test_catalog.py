@@ -139,7 +139,9 @@ def test_rows_describing_one_thing_under_two_titles_are_listings_of_it(tmp_path)
             {"id": "d", "title": "Red Mug", "description": "A mug.", "price": 5.0},  # short shop text: no twin
             {"id": "e", "title": "Blue Mug", "description": "A mug.", "price": 5.0},
             {"id": "f", "title": "Old Tale (1950)", "description": "A " + plot},  # the same text, but dated
-            {"id": "g", "title": "Old Tale (1990)", "description": "A " + plot}]  # 1950 and 1990: two things
+            {"id": "g", "title": "Old Tale (1990)", "description": "A " + plot},  # 1950 and 1990: two things
+            {"id": "h", "title": "Gold Jump Rings", "description": "Welcome to our shop, we combine postage on all orders."},
+            {"id": "i", "title": "Silver Connectors", "description": "Welcome to our shop, we combine postage on all orders."}]
     catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
     same = {catalog.items[p].id: sorted(catalog.items[q].id for q in qs) for p, qs in catalog.listings.items()}
     assert same == {"a": ["b"], "b": ["a"]}
