@@ -37,7 +37,8 @@ def without_budget(text: str) -> str:
     return text
 
 _NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
-                       r"don'?t like|do not like|anything but|excluding|no more)\s+(?:any\s+|more\s+)?"
+                       r"don'?t like|do not like|anything but|excluding|no more)\s+"
+                       r"(?:any\s+|more\s+|with\s+(?:any\s+|a\s+|an\s+)?|about\s+|involving\s+|featuring\s+)?"
                        r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
@@ -189,13 +190,17 @@ class Tracker:
 
     def _update_terms(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs
+        refused: list[tuple[int, int]] = []
         for m in _NEGATION.finditer(text):
+            refused.append(m.span())
             term = _clean_term(m.group(1))
             if term and term not in prefs.exclude:
                 prefs.exclude.append(term)
                 if term in prefs.must_have:
                     prefs.must_have.remove(term)
         for m in _MUST.finditer(text):
+            if any(lo <= m.start() < hi for lo, hi in refused):
+                continue  # "nothing with zombies" refuses zombies
             term = _clean_term(m.group(1))
             if term and term not in prefs.must_have and term not in prefs.exclude:
                 prefs.must_have.append(term)

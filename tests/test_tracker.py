@@ -52,6 +52,7 @@ def test_budget(tmp_path, text, lo, hi):
 
 @pytest.mark.parametrize("text, exclude, must_have", [
     ("no Lego please", ["lego"], []),
+    ("something scary but nothing with zombies", ["zombies"], []),
     ("not horror", ["horror"], []),
     ("a doll, nothing pink", ["pink"], []),
     ("with a remote control", [], ["remote control"]),
