@@ -114,22 +114,25 @@ class Facets:
         return self.credits.nnz > 0
 
     def wanted_genres(self, texts: Sequence[str], decay: float = 0.5) -> np.ndarray:
-        """Per genre: +w when the user asked for it, -w when they ruled it out (w = ``decay`` ** turns
-        ago; the latest mention of a genre wins). ``texts``: the user's turns, oldest first."""
+        """Per genre: +w when the user asked for it, -w when they ruled it out (w = ``decay`` ** the
+        number of later turns that spoke of genres; the latest mention of a genre wins, and within one
+        turn an ask wins over a refusal). ``texts``: the user's turns, oldest first."""
         wanted = np.zeros(len(self.genre_names), dtype=np.float32)
         if not self.genre_names:
             return wanted
         done: set[int] = set()
-        for age, text in enumerate(reversed(texts)):
+        age = 0  # how many later turns spoke of genres: "from the 80s?" after "something scary" is still horror
+        for text in reversed(texts):
+            spoke = False
             for g, rx in enumerate(self._genre_words.values()):
-                if g in done:
-                    continue
-                sign = 0.0
-                for m in rx.finditer(text):
-                    sign = -1.0 if _NEG_BEFORE.search(text[max(0, m.start() - 40):m.start()]) else 1.0
-                if sign:
+                signs = {-1.0 if _NEG_BEFORE.search(text[max(0, m.start() - 40):m.start()]) else 1.0
+                         for m in rx.finditer(text)}
+                sign = max(signs, default=0.0)  # "something scary, nothing with zombies": still horror
+                spoke = spoke or bool(sign)
+                if sign and g not in done:
                     wanted[g] = sign * decay ** age
                     done.add(g)
+            age += spoke
         return wanted
 
     def genre_scores(self, wanted: np.ndarray) -> np.ndarray:

@@ -52,6 +52,9 @@ def test_genre_words_and_negation(tmp_path):
     assert wanted["horror"] == 0.5 and wanted["comedy"] == -1.0 and wanted["family"] == 0.0
     later = dict(zip(facets.genre_names, facets.wanted_genres(["I hate cartoons", "ok, an animated one for the kids"])))
     assert later["animation"] == 1.0 and later["family"] == 1.0  # the latest wish wins
+    refined = dict(zip(facets.genre_names, facets.wanted_genres(["something scary, nothing with zombies",
+                                                                 "I loved Night Shift", "from the 80s maybe?"])))
+    assert refined["horror"] == 1.0  # turns about other things do not age it; "no zombies" is no "no horror"
 
 
 def test_asked_genre_leads_and_ruled_out_genre_sinks(tmp_path):
