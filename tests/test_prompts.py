@@ -123,3 +123,23 @@ def test_a_catalog_without_prices_is_not_asked_about_budget(tmp_path):
     assert "budget" not in builder.system_prompt(state, list(films))
     state.liked.append("f1")
     assert builder.none_reply(state, [films.by_id["f2"]]).endswith("Tell me what you think, or rate the items with 👍 / 👎.")
+
+
+def test_without_an_lm_the_item_asked_about_is_described(tmp_path):
+    """"What is the second one about?" with --model none: the reply opens with the catalog's
+    description of that item, before the picks; on a one-category catalog it names no category."""
+    from conftest import write_jsonl
+    films = load_catalog(write_jsonl(tmp_path / "films.jsonl", [
+        {"id": "f1", "title": "The Shining (1980)", "category": "movie",
+         "description": "A family heads to an isolated hotel for the winter where a sinister presence "
+                        "influences the father into violence."},
+        {"id": "f2", "title": "Get Out (2017)", "category": "movie"}]))
+    state = DialogueState(messages=[Message("user", "a scary movie"), Message("assistant", "How about ..."),
+                                    Message("user", "what is the first one about?")], asked=["f1"])
+    state.prefs.category = "movie"
+    reply = PromptBuilder(films).none_reply(state, list(films))
+    assert reply.startswith("**The Shining (1980)**: A family heads to an isolated hotel for the winter where "
+                            "a sinister presence influences the father into violence.\n\nBased on what")
+    assert "in movie" not in reply
+    state.asked = ["f2"]  # nothing to say about it: just the picks
+    assert PromptBuilder(films).none_reply(state, list(films)).startswith("Based on what you've told me")
