@@ -38,7 +38,7 @@ def without_budget(text: str) -> str:
 
 _NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
                        r"don'?t like|do not like|anything but|excluding|no more)\s+"
-                       r"(?:any\s+|more\s+|with\s+(?:any\s+|a\s+|an\s+)?|about\s+|involving\s+|featuring\s+)?"
+                       r"(?:any\s+|more\s+|an?\s+|with\s+(?:any\s+|an?\s+)?|about\s+|involving\s+|featuring\s+)?"
                        r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
@@ -289,7 +289,7 @@ def _category_words(catalog: Catalog) -> dict[str, set[str]]:
     generic = {"and", "other", "misc", "accessories", "toys", "toy", "games", "game", "set", "sets", "kit", "kits"}
     out: dict[str, set[str]] = {}
     for category in counts:
-        words = {_stem(w) for w in normalize(category).split()} - generic
+        words = {_stem(w) for w in normalize(category).split()} - generic - COMMON_WORDS  # "the" of "Bob the Builder"
         if words:
             out[category] = words
     return out

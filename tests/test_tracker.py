@@ -57,6 +57,8 @@ def test_budget(tmp_path, text, lo, hi):
     ("a doll, nothing pink", ["pink"], []),
     ("with a remote control", [], ["remote control"]),
     ("no thanks", [], []),
+    ("not a puzzle please", ["puzzle"], []),
+    ("not a fan of that", [], []),
 ])
 def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
@@ -71,6 +73,13 @@ def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
 ])
 def test_category(tmp_path, text, category):
     assert _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs.category == category
+
+
+def test_a_common_word_of_a_category_name_does_not_switch_to_it(tmp_path):
+    rows = SMALL_CATALOG + [{"id": "bob", "title": "Scoop Digger", "category": "Bob the Builder"}]
+    state = _observe(_tracker(tmp_path, rows), "a train set under £20", "what is the first one about?")
+    assert state.prefs.category == "Trains"  # not "Bob the Builder", for its "the"
+    assert _observe(_tracker(tmp_path, rows), "anything Bob the Builder?").prefs.category == "Bob the Builder"
 
 
 @pytest.mark.parametrize("text, mentioned", [
