@@ -38,8 +38,9 @@ def without_budget(text: str) -> str:
 
 _NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
                        r"don'?t like|do not like|anything but|excluding|no more)\s+"
-                       r"(?:any\s+|more\s+|an?\s+|with\s+(?:any\s+|an?\s+)?|about\s+|involving\s+|featuring\s+)?"
-                       r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+                       r"(?:any\s+|more\s+|(?P<article>an?\s+)|with\s+(?:any\s+|an?\s+)?|about\s+|involving\s+|featuring\s+)?"
+                       r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+_SELF = re.compile(r"(?:\bi am|\bi'?m|\bwe are|\bwe'?re|\bhe is|\bshe is|\bhe'?s|\bshe'?s)\s+$", re.I)  # "I'm not a kid"
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
     "seen watched heard tried interested looking keen fan big huge fond over under above below".split())
@@ -116,6 +117,7 @@ class Tracker:
         self.catalog = catalog
         self.matcher = matcher
         self.category_words = _category_words(catalog)
+        self._kinds = set().union(*self.category_words.values())  # words that name a kind of item
 
     def observe(self, state: DialogueState, message: Message) -> None:
         """Append ``message`` to the state and update what we know from it."""
@@ -193,7 +195,10 @@ class Tracker:
         refused: list[tuple[int, int]] = []
         for m in _NEGATION.finditer(text):
             refused.append(m.span())
-            term = _clean_term(m.group(1))
+            term = _clean_term(m.group("term"))
+            if term and m.group("article") and (_stem(term.split()[-1]) not in self._kinds
+                                                or _SELF.search(text, 0, m.start())):
+                continue  # "not a puzzle" refuses a kind of product; "I'm not a kid", "not a lot of" nothing
             if term and term not in prefs.exclude:
                 prefs.exclude.append(term)
                 if term in prefs.must_have:

@@ -59,6 +59,8 @@ def test_budget(tmp_path, text, lo, hi):
     ("no thanks", [], []),
     ("not a puzzle please", ["puzzle"], []),
     ("not a fan of that", [], []),
+    ("not a lot of gore please", [], []),  # "a" + a word that names no kind of item: nothing refused
+    ("I'm not a kid", [], []),
 ])
 def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
