@@ -47,8 +47,8 @@ _NOT_TARGETS = COMMON_WORDS | frozenset(
 _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
-_NEG_SENTIMENT = re.compile(r"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+"
-                            r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of"
+_SOFTENERS = r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of", "not really into"
+_NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+{_SOFTENERS}"
                             r"(?:like|love|enjoy|care|fan|good|great|into)|\b(?:hate[sd]?|hating|"
                             r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh)\b", re.I)
 # The item itself is what the user refuses: "no Cars 3 or Pixar films", "anything but The Shining".
@@ -94,7 +94,7 @@ _REF_PLURAL = re.compile(rf"^{_ALL}$", re.I)
 _REF_NEGATED = re.compile(r"\b(?:not|never|no)\b|n'?t\b", re.I)
 _DISLIKE = (r"hated?|disliked?|(?:didn'?t|did not|don'?t|do not|never) (?:really )?(?:like[sd]?|love[sd]?|"
             r"enjoy(?:ed)?|care for)|(?:can'?t|cannot|couldn'?t) stand|"
-            r"(?:not|wasn'?t|was not|isn'?t|is not)\s+(?:(?:really|a|big|huge|much|of)\s+){0,3}(?:fan of|into)")
+            rf"(?:not|wasn'?t|was not|isn'?t|is not)\s+{_SOFTENERS}(?:fan of|into)")
 _BAD = (r"boring|awful|terrible|bad|dumb|stupid|lame|overrated|the worst|not (?:good|great|funny|for me)|"
         r"too (?:scary|long|slow|violent)")
 _GOOD = r"great|good|amazing|awesome|fun|excellent|brilliant|hilarious"
@@ -196,7 +196,7 @@ class Tracker:
         for m in _NEGATION.finditer(text):
             refused.append(m.span())
             term = _clean_term(m.group("term"))
-            if term and m.group("article") and (_stem(term.split()[-1]) not in self._kinds
+            if term and m.group("article") and (not any(_stem(w) in self._kinds for w in term.split())
                                                 or _SELF.search(text, 0, m.start())):
                 continue  # "not a puzzle" refuses a kind of product; "I'm not a kid", "not a lot of" nothing
             if term and term not in prefs.exclude:
