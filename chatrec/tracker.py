@@ -82,6 +82,8 @@ _FOLLOW_UP = re.compile(
     r"any|one|this|the)\b|\bsounds? (?:good|great|interesting|fun|cool|nice)\b|\bi'?ll (?:check|look|watch|give)|"
     r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
     r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)", re.I)
+_OTHER = re.compile(r"(?<!than )\bthe other(?: one| movie| film| two| 2)?(?=\s*(?:[?.!,]|$)|\s+(?:one|is|was|about|sounds?|"
+                    r"looks?|what|on my list)\b)", re.I)  # "what is the other about?"; not "the other day"
 
 # A reference to what the assistant just suggested, when the message names no item: "I hated that one",
 # "loved the second one", "seen them all". One item, unless plural or picked by an ordinal.
@@ -123,12 +125,12 @@ class Tracker:
         """Append ``message`` to the state and update what we know from it."""
         state.messages.append(message)
         if message.role == "assistant":
-            state.last_shown = []
-            for match in self.matcher.find_in_text(message.content):
-                if match.item_id not in state.last_shown:
-                    state.last_shown.append(match.item_id)
-                if match.item_id not in state.shown:
-                    state.shown.append(match.item_id)
+            found = list(dict.fromkeys(m.item_id for m in self.matcher.find_in_text(message.content)))
+            if found:  # a reply naming nothing ("both are intense!") keeps the suggestions "those two" means
+                state.last_shown = found
+            for match_id in found:
+                if match_id not in state.shown:
+                    state.shown.append(match_id)
             return
         text = message.content
         self._update_budget(state, text)
@@ -154,6 +156,11 @@ class Tracker:
             if m := _ORDINAL.search(text):  # "what is the second one about?": that one
                 picked = [i for i in _nth(state.last_shown, m.group(1)) if i not in state.rejected]
                 state.asked = picked or state.asked
+        other = _OTHER.search(text)
+        if other and not any(m.start <= other.start() < m.end for m in matches):  # not "The Other Guys"
+            named = {m.item_id for m in matches}  # "Fireproof was amazing, what is the other about?": not Fireproof
+            others = [i for i in state.last_shown if i not in named and i not in state.rejected]
+            state.asked = others or state.asked
 
     def _update_referenced(self, state: DialogueState, text: str) -> None:
         """A dislike of the items the assistant just suggested, referred to rather than named,

@@ -159,6 +159,32 @@ def test_a_follow_up_is_not_about_the_film_the_user_already_loved(tmp_path):
 
 
 
+@pytest.mark.parametrize("follow_up, asked", [
+    ("Get Out (2017) was amazing, what is the other about?", ["m6"]),
+    ("Ive seen The Shining (1980) what is the other one about?", ["m5"]),
+    ("I would put the other one on my list", ["m6", "m5"]),  # names neither: both stay possible
+    ("I saw The Babadook (2014) the other day", []),  # not a reference to a suggestion
+])
+def test_the_other_one_is_the_suggestion_the_user_did_not_name(tmp_path, follow_up, asked):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "a scary film please")
+    tracker.observe(state, Message("assistant", "How about The Shining (1980) or Get Out (2017)?"))
+    tracker.observe(state, Message("user", follow_up))
+    assert state.asked == asked
+
+
+def test_a_reply_naming_nothing_keeps_the_suggestions_a_follow_up_refers_to(tmp_path):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "a scary film please")
+    tracker.observe(state, Message("assistant", "How about The Shining (1980) or Get Out (2017)?"))
+    tracker.observe(state, Message("user", "are they scary?"))
+    tracker.observe(state, Message("assistant", "Both are really intense!"))
+    tracker.observe(state, Message("user", "Which of those two do you like the best?"))
+    assert state.asked == ["m6", "m5"]
+    tracker.observe(state, Message("assistant", "Then try It Follows (2014)."))
+    tracker.observe(state, Message("user", "I hated that one"))
+    assert state.rejected == ["m2"]  # the latest suggestion, not the earlier ones
+
 @pytest.mark.parametrize("suggested, reply, rejected, mentioned", [
     (["The Shining (1980)"], "I hated that one", ["m6"], {"m6": -1}),
     (["The Shining (1980)"], "Meh, it was boring", ["m6"], {"m6": -1}),
