@@ -37,7 +37,7 @@ GENRE_WORDS: dict[str, str] = {
     "horror": r"horrors?|scary|scarier|scariest|creepy|creepier|spooky|frightening|terrifying|slashers?|"
               r"haunted|zombies?|gory|gore",
     "comedy": r"comed(?:y|ies)|funny|funnier|funniest|hilarious|humou?r|humorous|comedic|rom-?coms?|goofy|"
-              r"silly|laughs?",
+              r"silly|laughs?|feel[- ]?good|light-?hearted|upbeat",
     "action": r"action|explosions?|martial arts",
     "adventure": r"adventures?|adventurous",
     "crime": r"crime|gangsters?|heists?|mob|mafia|mobsters?",

@@ -36,7 +36,7 @@ from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
 from .state import DialogueState
-from .tracker import _category_words, category_family, without_budget
+from .tracker import _category_words, category_family, singular, without_budget
 
 
 @dataclass(frozen=True)
@@ -347,8 +347,8 @@ class Ranker:
             pen[np.isnan(self._prices)] -= 0.2  # unknown price: keep, but below known matches
         for term in prefs.exclude:
             t = normalize(term)
-            if t:
-                pen[self._terms.with_word(t)] = -np.inf
+            for form in {t, singular(t)} if t else ():  # "no musicals": the genre is "musical"
+                pen[self._terms.with_word(form)] = -np.inf
         asked = set(state.asked) - set(state.rejected)
         position, listings, namesakes = self.catalog.position, self.catalog.listings, self.catalog.namesakes
         keep = {position[i] for i in asked if i in position}

@@ -36,21 +36,24 @@ def without_budget(text: str) -> str:
         text = pattern.sub(" ", text)
     return text
 
-_NEGATION = re.compile(r"\b(?:no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
+_NEGATION = re.compile(r"\b(?:(?:not|never|n'?t)\s+(?:really\s+|very\s+|too\s+|that\s+)?(?:interested in|into|keen on|"
+                       r"big on|in the mood for|(?:an?\s+)?(?:big\s+|huge\s+)?fan of)|no interest in|"
+                       r"(?:can'?t|cannot) stand|(?:don'?t|do not) care for|sick of|tired of|"
+                       r"no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
                        r"don'?t like|do not like|anything but|excluding|no more)\s+"
                        r"(?:any\s+|more\s+|(?P<article>an?\s+)|with\s+(?:any\s+|an?\s+)?|about\s+|involving\s+|featuring\s+)?"
                        r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 _SELF = re.compile(r"(?:\bi am|\bi'?m|\bwe are|\bwe'?re|\bhe is|\bshe is|\bhe'?s|\bshe'?s)\s+$", re.I)  # "I'm not a kid"
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
-    "seen watched heard tried interested looking keen fan big huge fond over under above below".split())
+    "seen watched watching seeing heard tried interested looking keen fan big huge fond over under above below".split())
 _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 _SOFTENERS = r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of", "not really into"
 _NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+{_SOFTENERS}"
-                            r"(?:like|love|enjoy|care|fan|good|great|into)|\b(?:hate[sd]?|hating|"
-                            r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh)\b", re.I)
+                            r"(?:like|love|enjoy|care|fan|good|great|into|interested)|\b(?:hate[sd]?|hating|"
+                            r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh|(?:sick|tired) of)\b", re.I)
 # The item itself is what the user refuses: "no Cars 3 or Pixar films", "anything but The Shining".
 _NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excluding|without|avoid|anything but|nothing like|"
                               r"nothing similar to|no more|none of)\s+(?:the\s+)?$", re.I)
@@ -305,6 +308,12 @@ def _category_words(catalog: Catalog) -> dict[str, set[str]]:
         if words:
             out[category] = words
     return out
+
+
+def singular(term: str) -> str:
+    """``term`` with its last word in the singular ("no musicals" refuses the genre "musical")."""
+    head, _, last = term.rpartition(" ")
+    return f"{head} {_stem(last)}" if head else _stem(last)
 
 
 def _stem(word: str) -> str:

@@ -67,6 +67,17 @@ def test_asked_genre_leads_and_ruled_out_genre_sinks(tmp_path):
     assert total[pos["c1"]] < total[pos["h1"]] and total[pos["c2"]] < total[pos["a1"]]
 
 
+def test_a_refused_genre_in_the_plural_filters_that_genre(tmp_path):
+    films = FILMS + [{"id": "m1", "title": "Song Street (2017)", "description": "a story",
+                      "attributes": {"genre": ["musical", "comedy"], "year": 2017}}]
+    ranker, tracker = _pipeline(tmp_path, films)
+    state, (total, _) = _ranked(ranker, tracker, "a feel-good film, no musicals please")
+    assert state.prefs.exclude == ["musicals"]
+    pos = ranker.catalog.position
+    assert total[pos["m1"]] == -np.inf  # the genre attribute says "musical"
+    assert max(total[pos["c1"]], total[pos["c2"]]) > max(total[pos["h1"]], total[pos["a1"]])  # feel-good: comedy
+
+
 def test_named_film_pulls_its_director_and_stars_and_genres(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS)
     state, (total, signals) = _ranked(ranker, tracker, "I loved Night Shift (2016)")

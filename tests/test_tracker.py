@@ -61,6 +61,11 @@ def test_budget(tmp_path, text, lo, hi):
     ("not a fan of that", [], []),
     ("not a lot of gore please", [], []),  # "a" + a word that names no kind of item: nothing refused
     ("I'm not a kid", [], []),
+    ("something fun, but I'm not interested in horror", ["horror"], []),
+    ("not a big fan of musicals", ["musicals"], []),
+    ("Not really in the mood for horror.", ["horror"], []),
+    ("I can't stand Lego", ["lego"], []),
+    ("I am so tired of watching cartoons", [], []),  # "watching" is no kind of item
 ])
 def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
@@ -213,6 +218,12 @@ def test_toy_items_liked_and_rejected(tmp_path):
                      "I loved the Hornby Express Train Set but hated the Mini Drone Quadcopter")
     assert state.mentioned == {"t1": 1, "r2": -1}
     assert state.rejected == ["r2"]
+
+
+@pytest.mark.parametrize("text", ["Not really interested in Get Out (2017).", "I'm so tired of Get Out (2017)"])
+def test_no_interest_in_a_named_film_rejects_it(tmp_path, text):
+    state = _observe(_tracker(tmp_path, MOVIES), text)
+    assert (state.mentioned, state.rejected) == ({"m5": -1}, ["m5"])
 
 
 def test_an_ordinal_before_anything_was_suggested_is_no_error(tmp_path):
