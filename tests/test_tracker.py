@@ -66,6 +66,9 @@ def test_budget(tmp_path, text, lo, hi):
     ("Not really in the mood for horror.", ["horror"], []),
     ("I can't stand Lego", ["lego"], []),
     ("I am so tired of watching cartoons", [], []),  # "watching" is no kind of item
+    ("I don't want anything with batteries", ["batteries"], []),  # was "anything", and batteries a wish
+    ("not into anything noisy", ["noisy"], []),
+    ("I don't want anything", [], []),
 ])
 def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
