@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from .errors import CatalogError
 
 AttrValue = str | int | float | list
-_TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_TRAILING_YEAR = re.compile(r"\s*\(((?:18[89]|19\d|20\d)\d)\)\s*$")  # not a set number: "LEGO Mini Plane (5762)"
 _WORD = re.compile(r"\w+")
 _TWIN_MIN_CHARS = 40  # shorter descriptions ("Great gift.") are shared by different products
 
@@ -58,6 +58,16 @@ class Item:
         m = _TRAILING_YEAR.search(self.title)
         return int(m.group(1)) if m else None
 
+    @property
+    def age_range(self) -> tuple[float, float | None] | None:
+        """(youngest, oldest or None) recommended age in years, from a ``recommended_age`` attribute
+        ("3 years and up", "36 months - 8 years", "4 - 10 years") or numeric ``min_age`` / ``max_age``."""
+        lo, hi = _as_float(self.attributes.get("min_age")), _as_float(self.attributes.get("max_age"))
+        if lo is not None:
+            return lo, hi
+        text = self.attributes.get("recommended_age")
+        return parse_age_range(text) if isinstance(text, str) else None
+
     def search_text(self) -> str:
         """Text that describes the item for embedding and lexical search."""
         parts = [self.title]
@@ -71,6 +81,25 @@ class Item:
         if self.description:
             parts.append(self.description)
         return ". ".join(parts)
+
+
+_AGE_PART = r"(\d+(?:\.\d+)?)\s*(years?|yrs?|months?)?"
+_AGE_RANGE = re.compile(rf"^\s*{_AGE_PART}\s*(?:-|–|to)\s*{_AGE_PART}\s*$", re.I)
+_AGE_MIN = re.compile(rf"^\s*{_AGE_PART}\s*(?:\+|and up|and over|and older|plus)\s*$", re.I)
+
+
+def parse_age_range(text: str) -> tuple[float, float | None] | None:
+    """"3 years and up" -> (3, None), "36 months - 8 years" -> (3, 8), "4 - 10 years" -> (4, 10)
+    (a bare number takes the unit after it); None for anything else."""
+    def years(value: str, unit: str | None) -> float:
+        return float(value) / 12 if unit and unit.lower().startswith("month") else float(value)
+
+    if m := _AGE_RANGE.match(text):
+        lo, hi = years(m.group(1), m.group(2) or m.group(4)), years(m.group(3), m.group(4))
+        return (lo, hi) if lo < hi else (lo, None)  # "4 - 3 years", "3 - 3 years": only the lower bound holds
+    if m := _AGE_MIN.match(text):
+        return years(m.group(1), m.group(2)), None
+    return None
 
 
 class Catalog:
@@ -96,6 +125,11 @@ class Catalog:
 
     def get(self, item_id: str) -> Item | None:
         return self.by_id.get(item_id)
+
+    @cached_property
+    def has_ages(self) -> bool:
+        """Whether at least a fifth of the items carry a recommended age (toys do; films do not)."""
+        return sum(1 for item in self.items if item.age_range is not None) * 5 >= max(len(self.items), 1)
 
     @property
     def categories(self) -> list[str]:

@@ -23,6 +23,8 @@ def explain(state: DialogueState, item: Item, currency: str = "£") -> str:
         parts.append(f"{currency}{item.price:.2f} fits your budget ({prefs.budget_text(currency)})")
     elif item.price is not None and prefs.min_price is not None and item.price >= prefs.min_price:
         parts.append(f"{currency}{item.price:.2f}, within your range")
+    if prefs.age is not None and (ages := item.age_range) is not None:  # older-only items are filtered already
+        parts.append(f"for ages {ages[0]:g}+" if ages[1] is None else f"for ages {ages[0]:g}–{ages[1]:g}")
     if prefs.exclude:
         parts.append("no " + ", ".join(prefs.exclude))
     if item.rating is not None and item.rating >= 4.0:

@@ -47,7 +47,8 @@ GENRE_WORDS: dict[str, str] = {
     "mystery": r"myster(?:y|ies)|whodunn?its?|detectives?",
     "fantasy": r"fantasy|fantasies|magic|magical|dragons?|wizards?",
     "family": r"family|kids?|children|child|kid-friendly|family-friendly|toddlers?|grandkids|grandchildren|"
-              r"little ones|my (?:daughters?|sons?|nieces?|nephews?)",
+              r"little ones|my (?:daughters?|sons?|nieces?|nephews?)|"
+              r"(?:[1-9]|1[0-2]|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ]?(?:years?|yrs?)[- ]?olds?",
     "animation": r"animated|animation|cartoons?|pixar|anime",
     "biography": r"biograph(?:y|ies|ical)|biopics?|true stor(?:y|ies)",
     "documentary": r"documentar(?:y|ies)|docs?",

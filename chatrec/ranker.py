@@ -14,7 +14,7 @@ score = dense similarity of the conversation to each item (informative user turn
         items were suggested, after which items, for which requests (the nearest ones, and the mean
         request of each item), and in which conversations
       + soft bonuses for the wanted category and must-have terms
-then hard filters: price bounds, exclusions, rejected items, items the user named themselves.
+then hard filters: price bounds, the recommended age (where the catalog gives one), exclusions, rejected items, items the user named themselves.
 Items already shown are demoted, not hidden, so a still-best item can come back later.
 Weights live in ``RankWeights``; ``benchmarks/ranking.py`` measures each signal's contribution
 and chose the defaults. Reranking by an LM is not done here (see ``recommender.py``).
@@ -36,7 +36,7 @@ from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
 from .state import DialogueState
-from .tracker import _category_words, category_family, singular, without_budget
+from .tracker import _category_words, category_family, singular, without_age, without_budget
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class RankWeights:
     rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
+    age_outgrown: float = 0.5  # demotion of items recommended only for children younger than the one asked for
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
@@ -319,6 +320,14 @@ class Ranker:
         return _category_words(self.catalog)
 
     @cached_property
+    def _ages(self) -> tuple[np.ndarray, np.ndarray]:
+        """Youngest and oldest recommended age per item in years (NaN: not given; inf: no upper bound)."""
+        ranges = [i.age_range for i in self.catalog]
+        youngest = np.array([r[0] if r else np.nan for r in ranges], dtype=np.float64)
+        oldest = np.array([(r[1] if r[1] is not None else np.inf) if r else np.nan for r in ranges], dtype=np.float64)
+        return youngest, oldest
+
+    @cached_property
     def _years(self) -> np.ndarray:
         """Release year per item (0 = unknown), relative eras resolved against the catalog's newest year."""
         return np.array([i.year or 0 for i in self.catalog], dtype=np.float32)
@@ -345,6 +354,12 @@ class Ranker:
                 pen[self._prices < prefs.min_price - 1e-9] = -np.inf
         if prefs.max_price is not None or prefs.min_price is not None:
             pen[np.isnan(self._prices)] -= 0.2  # unknown price: keep, but below known matches
+        if prefs.age is not None and self.catalog.has_ages:
+            youngest, oldest = self._ages
+            with np.errstate(invalid="ignore"):
+                pen[youngest > prefs.age + 1e-9] = -np.inf  # "12 years and up" is no toy for a 4 year old
+                pen[oldest < prefs.age - 1e-9] -= w.age_outgrown  # "36 months - 3 years" for a 6 year old
+            pen[np.isnan(youngest)] -= 0.2  # no recommended age: keep, but below known matches
         for term in prefs.exclude:
             t = normalize(term)
             for form in {t, singular(t)} if t else ():  # "no musicals": the genre is "musical"
@@ -392,8 +407,8 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
 
 
 def informative_texts(state: DialogueState) -> list[str]:
-    """The user's turns that say something searchable (excluded terms and budgets removed), oldest first."""
-    texts = [_without(without_budget(t), state.prefs.exclude) for t in state.user_texts()]
+    """The user's turns that say something searchable (excluded terms, budgets and ages removed), oldest first."""
+    texts = [_without(without_age(without_budget(t)), state.prefs.exclude) for t in state.user_texts()]
     return [t for t in texts if content_words(t)]
 
 

@@ -31,10 +31,20 @@ class Preferences:
     max_price: float | None = None
     must_have: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    age: float | None = None  # age in years of whoever it is for ("my 4 year old", "for ages 3+")
 
     def is_empty(self) -> bool:
         return not (self.category or self.min_price is not None or self.max_price is not None
-                    or self.must_have or self.exclude)
+                    or self.must_have or self.exclude or self.age is not None)
+
+    def age_text(self) -> str | None:
+        """Whom it is for: "a 4-year-old", "an 18-month-old"."""
+        if self.age is None:
+            return None
+        n, unit = (round(self.age * 12), "month") if self.age < 2 and self.age != 1 else (self.age, "year")
+        number = f"{n:g}"
+        article = "an" if number in ("11", "18") or number.startswith("8") else "a"
+        return f"{article} {number}-{unit}-old"
 
     def budget_text(self, currency: str = "£") -> str | None:
         lo, hi = self.min_price, self.max_price
@@ -91,6 +101,7 @@ class DialogueState:
         return {
             "category": p.category,
             "budget": p.budget_text(),
+            "age": p.age_text(),
             "must_have": list(p.must_have),
             "exclude": list(p.exclude),
             "liked": list(self.liked) + [i for i, s in self.mentioned.items() if s > 0 and i not in self.liked],

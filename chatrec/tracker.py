@@ -36,6 +36,19 @@ def without_budget(text: str) -> str:
         text = pattern.sub(" ", text)
     return text
 
+_NUMBER_WORDS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
+                                            "thirteen fourteen fifteen sixteen seventeen eighteen".split())}
+_AGE_N = rf"(\d{{1,2}}|{'|'.join(_NUMBER_WORDS)})"
+_OF_AGE = re.compile(  # "my 4 year old", "a 10-year-old girl", "18 months old", "6yo", "ages 3+", "she's 7"
+    rf"\b{_AGE_N}(?:\s*|-)(?P<unit>years?|yrs?|months?)(?:\s*|-)olds?\b|\b(\d{{1,2}})\s*(?:yo|y/o|y\.o\.)(?!\w)|"
+    rf"\bage[sd]?\s*(?:of\s*)?{_AGE_N}\b(?:\s*(?P<unit2>years?|months?))?|\b(?:turns?|turning)\s+{_AGE_N}\b|"
+    rf"\b(?:she|he|they|son|daughter|nephew|niece|grandson|granddaughter|kid|child|boy|girl)(?:'s|s| is| are)\s+"
+    rf"(?:only\s+|just\s+|nearly\s+|almost\s+|about\s+)?{_AGE_N}\b(?!\s*(?:£|\$|€|pounds?|quid|%|\.\d|pieces?|cm|mm|months?|weeks?))",
+    re.I)
+_AGE_WORD = re.compile(r"\bfor (?:a|an|my|our|the)\s+(?:little\s+|young\s+)?(newborn|infant|baby|toddler|tween|teen|teenager)s?\b",
+                       re.I)
+_AGE_OF_WORD = {"newborn": 0.25, "infant": 0.5, "baby": 0.5, "toddler": 2.0, "tween": 10.0, "teen": 13.0, "teenager": 13.0}
+
 _NEGATION = re.compile(r"\b(?:(?:not|never|n'?t)\s+(?:really\s+|very\s+|too\s+|that\s+)?(?:interested in|into|keen on|"
                        r"big on|in the mood for|(?:an?\s+)?(?:big\s+|huge\s+)?fan of)|no interest in|"
                        r"(?:can'?t|cannot) stand|(?:don'?t|do not) care for|sick of|tired of|"
@@ -138,6 +151,8 @@ class Tracker:
             return
         text = message.content
         self._update_budget(state, text)
+        if (age := stated_age(text)) is not None:
+            state.prefs.age = age
         self._update_terms(state, text)
         category = self.detect_category(_NEGATION.sub(" ", text))  # "no Hornby" is not a wish for Hornby
         if category:
@@ -231,6 +246,26 @@ class Tracker:
                 if best is None or score > best[0]:
                     best = (score, category)
         return best[1] if best else None
+
+
+def without_age(text: str) -> str:
+    """The text minus its age phrases: "a 10 year old girl who likes science" searches for "a girl who
+    likes science" (the age is a filter on the catalog's recommended ages, not words to match)."""
+    return _OF_AGE.sub(" ", text)
+
+
+def stated_age(text: str) -> float | None:
+    """The age in years of whoever the item is for, as ``text`` states it ("my 4 year old", "a
+    6yo", "18 months old", "ages 3+", "she's 7", "for a toddler"); the youngest when it names
+    several ("a 4 and a 7 year old" counts 7 only: a bare number is not an age). None if it names none."""
+    ages: list[float] = []
+    for m in _OF_AGE.finditer(text):
+        raw = next(g for g in (m.group(1), m.group(3), m.group(4), m.group(6), m.group(7)) if g)
+        n = float(_NUMBER_WORDS[raw.lower()]) if raw.lower() in _NUMBER_WORDS else float(raw)
+        unit = m.group("unit") or m.group("unit2") or ""
+        ages.append(n / 12 if unit.lower().startswith("month") else n)
+    ages += [_AGE_OF_WORD[m.group(1).lower()] for m in _AGE_WORD.finditer(text)]
+    return min(ages) if ages else None
 
 
 def referenced(text: str, shown: list[str]) -> tuple[int, list[str]] | None:

@@ -104,6 +104,8 @@ def understood_choices(state: DialogueState, catalog: Catalog) -> list[tuple[str
         out.append((f"Category: {p.category}", "category"))
     if p.budget_text():
         out.append((f"Budget: {p.budget_text()}", "budget"))
+    if p.age_text():
+        out.append((f"For: {p.age_text()}", "age"))
     out += [(f"Must have: {t}", f"must:{t}") for t in p.must_have]
     out += [(f"Avoid: {t}", f"exclude:{t}") for t in p.exclude]
     liked = list(state.liked) + [i for i, v in state.mentioned.items() if v > 0 and i not in state.liked]
@@ -122,6 +124,8 @@ def remove_keys(state: DialogueState, keys: Iterable[str]) -> list[str]:
             p.category = None
         elif kind == "budget":
             p.min_price = p.max_price = None
+        elif kind == "age":
+            p.age = None
         elif kind == "must" and value in p.must_have:
             p.must_have.remove(value)
         elif kind == "exclude" and value in p.exclude:

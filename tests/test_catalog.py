@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chatrec.catalog import load_catalog
+from chatrec.catalog import Item, load_catalog, parse_age_range
 from chatrec.errors import CatalogError
 from conftest import ROOT, SMALL_CATALOG, write_jsonl
 
@@ -145,3 +145,22 @@ def test_rows_describing_one_thing_under_two_titles_are_listings_of_it(tmp_path)
     catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
     same = {catalog.items[p].id: sorted(catalog.items[q].id for q in qs) for p, qs in catalog.listings.items()}
     assert same == {"a": ["b"], "b": ["a"]}
+
+
+@pytest.mark.parametrize("text, ages", [
+    ("3 years and up", (3.0, None)),
+    ("36 months - 8 years", (3.0, 8.0)),
+    ("4 - 10 years", (4.0, 10.0)),
+    ("12 months and up", (1.0, None)),
+    ("3 - 3 years", (3.0, None)),  # an empty range: only the lower bound is believable
+    ("14+", (14.0, None)),
+    ("adults", None),
+])
+def test_recommended_age_ranges(text, ages):
+    assert parse_age_range(text) == ages
+    assert Item("x", "Toy", attributes={"recommended_age": text}).age_range == ages
+
+
+def test_a_set_number_in_brackets_is_no_release_year():
+    assert Item("x", "LEGO Creator Mini Plane (5762)").year is None  # it topped every toy list as "newest"
+    assert Item("y", "Jaws (1975)").year == 1975

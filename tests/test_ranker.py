@@ -53,6 +53,34 @@ def test_price_filters_are_hard(tmp_path, text, allowed):
     assert set(_ids(ranker, tracker, text)) == allowed
 
 
+AGED = [
+    {"id": "baby", "title": "Soft Stacking Rings", "description": "stacking toy", "attributes": {"recommended_age": "6 months - 3 years"}},
+    {"id": "kid", "title": "Wooden Stacking Castle", "description": "stacking toy", "attributes": {"recommended_age": "3 years and up"}},
+    {"id": "teen", "title": "Stacking Strategy Tower", "description": "stacking toy", "attributes": {"recommended_age": "12 years and up"}},
+    {"id": "open", "title": "Stacking Cups", "description": "stacking toy"},
+]
+
+
+def test_the_age_stated_filters_toys_for_older_children_and_demotes_outgrown_ones(tmp_path):
+    w = RankWeights(dense=0, lexical=0, popularity=0, recency=0)
+    ranker, tracker = _pipeline(tmp_path, AGED, weights=w)
+    state = DialogueState()
+    tracker.observe(state, Message("user", "a stacking toy for my 4 year old"))
+    total, _ = ranker.score(state, w)
+    scores = {i.id: float(total[p]) for p, i in enumerate(ranker.catalog.items)}
+    assert scores["teen"] == -np.inf  # recommended from 12
+    assert scores["kid"] == 0.0 and scores["open"] == pytest.approx(-0.2)  # no age given: kept, below
+    assert scores["baby"] == pytest.approx(-w.age_outgrown)  # only up to 3
+    assert [r.item.id for r in ranker.rank(state, k=4)] == ["kid", "open", "baby"]
+    state.prefs.age = None  # the user unticks it
+    assert len(ranker.rank(state, k=4)) == 4
+
+
+def test_an_age_on_a_catalog_without_recommended_ages_filters_nothing(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    assert len(_ids(ranker, tracker, "a film for my 6 year old")) == len(FILMS)
+
+
 def test_wanted_category_leads_within_budget(tmp_path):
     ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG)
     assert set(_ids(ranker, tracker, "a train set under £20")[:2]) == {"t2", "t3"}

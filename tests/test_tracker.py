@@ -6,7 +6,7 @@ import pytest
 from chatrec.catalog import load_catalog
 from chatrec.matching import TitleMatcher
 from chatrec.state import DialogueState, Message
-from chatrec.tracker import Tracker
+from chatrec.tracker import Tracker, stated_age
 from conftest import SMALL_CATALOG, write_jsonl
 
 MOVIES = [
@@ -232,3 +232,25 @@ def test_no_interest_in_a_named_film_rejects_it(tmp_path, text):
 def test_an_ordinal_before_anything_was_suggested_is_no_error(tmp_path):
     state = _observe(_tracker(tmp_path, MOVIES), "tell me more about the last one")  # raised IndexError
     assert (state.asked, state.rejected) == ([], [])
+
+
+@pytest.mark.parametrize("text, age", [
+    ("a present for my 4 year old nephew", 4.0),
+    ("a 10-year-old girl who likes science", 10.0),
+    ("he is 18 months old", 1.5),
+    ("for a 6yo", 6.0),
+    ("It's for ages 3 years and up.", 3.0),
+    ("she's 7, budget under £30", 7.0),
+    ("turning five next week", 5.0),
+    ("for a toddler", 2.0),
+    ("a 4 and a 7 year old", 7.0),  # only "7 year old" states an age
+    ("for my 3 and 5 year olds", 5.0),
+    ("a baby doll for my niece", None),  # a kind of doll, not an age
+    ("the budget is 20", None),
+    ("I watched it 10 years ago", None),
+    ("something for under 5s", None),
+])
+def test_the_age_of_whoever_it_is_for(tmp_path, text, age):
+    assert stated_age(text) == age
+    state = _observe(_tracker(tmp_path, SMALL_CATALOG), text)
+    assert state.prefs.age == age

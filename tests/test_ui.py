@@ -136,6 +136,14 @@ def test_unticking_a_constraint_removes_it_and_reranks_now_and_next_turn(ui):
     assert session.state.prefs.max_price is None and session.state.prefs.exclude == ["lego"]
 
 
+def test_the_age_stated_is_shown_and_can_be_unticked(ui):
+    session = ui.new_session()
+    view = finish(ui, session, "a train for my 4 year old")[-1]
+    assert ("For: a 4-year-old", "age") in view.choices
+    view = ui.keep_constraints(session, [k for _, k in view.choices if k != "age"])
+    assert session.state.prefs.age is None and view.status == "Removed age. Recommendations updated."
+
+
 def test_unticking_nothing_changes_nothing(ui):
     session = ui.new_session()
     view = finish(ui, session, "a train under £15")[-1]
