@@ -42,7 +42,8 @@ _AGE_N = rf"(\d{{1,2}}|{'|'.join(_NUMBER_WORDS)})"
 _OF_AGE = re.compile(  # "my 4 year old", "a 10-year-old girl", "18 months old", "6yo", "ages 3+", "she's 7"
     rf"\b{_AGE_N}(?:\s*|-)(?P<unit>years?|yrs?|months?)(?:\s*|-)olds?\b|\b(\d{{1,2}})\s*(?:yo|y/o|y\.o\.)(?!\w)|"
     rf"\bage[sd]?\s*(?:of\s*)?{_AGE_N}\b(?:\s*(?P<unit2>years?|months?))?|\b(?:turns?|turning)\s+{_AGE_N}\b|"
-    rf"\b(?:she|he|they|son|daughter|nephew|niece|grandson|granddaughter|kid|child|boy|girl)(?:'s|s| is| are)\s+"
+    rf"\b(?:(?:she|he|son|daughter|nephew|niece|grandson|granddaughter|kid|child|boy|girl)(?:'s| is)|"
+    rf"(?:kids|children|boys|girls|sons|daughters|twins) are(?: both| aged)?)\s+"
     rf"(?:only\s+|just\s+|nearly\s+|almost\s+|about\s+)?{_AGE_N}\b(?!\s*(?:£|\$|€|pounds?|quid|%|\.\d|pieces?|cm|mm|months?|weeks?))",
     re.I)
 _AGE_WORD = re.compile(r"\bfor (?:a|an|my|our|the)\s+(?:little\s+|young\s+)?(newborn|infant|baby|toddler|tween|teen|teenager)s?\b",
@@ -256,8 +257,8 @@ def without_age(text: str) -> str:
 
 def stated_age(text: str) -> float | None:
     """The age in years of whoever the item is for, as ``text`` states it ("my 4 year old", "a
-    6yo", "18 months old", "ages 3+", "she's 7", "for a toddler"); the youngest when it names
-    several ("a 4 and a 7 year old" counts 7 only: a bare number is not an age). None if it names none."""
+    6yo", "18 months old", "ages 3+", "she's 7", "for a toddler"), or None. The youngest when it
+    states several ("a 4 year old and a 7 year old": 4; in "a 4 and a 7 year old" a bare "4" is no age)."""
     ages: list[float] = []
     for m in _OF_AGE.finditer(text):
         raw = next(g for g in (m.group(1), m.group(3), m.group(4), m.group(6), m.group(7)) if g)

@@ -244,6 +244,8 @@ def test_an_ordinal_before_anything_was_suggested_is_no_error(tmp_path):
     ("turning five next week", 5.0),
     ("for a toddler", 2.0),
     ("a 4 and a 7 year old", 7.0),  # only "7 year old" states an age
+    ("a 4 year old and a 7 year old", 4.0),  # the youngest
+    ("my kids are 5 and 8", 5.0),
     ("for my 3 and 5 year olds", 5.0),
     ("a baby doll for my niece", None),  # a kind of doll, not an age
     ("the budget is 20", None),
