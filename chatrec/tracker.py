@@ -99,7 +99,8 @@ _FOLLOW_UP = re.compile(
     r"\b(?:haven\S*|have not|never|not)\s+(?:\w+\s+)?(?:seen|watched|heard of)\s+(?:it|them|either|that|those|"
     r"any|one|this|the)\b|\bsounds? (?:good|great|interesting|fun|cool|nice)\b|\bi'?ll (?:check|look|watch|give)|"
     r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
-    r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)", re.I)
+    r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)|"
+    rf"\b(?:what|how) about (?:the (?:{_NTH})(?: one)?|that one|this one)\s*(?:\?|$)", re.I)
 _OTHER = re.compile(r"(?<!than )\bthe other(?: one| movie| film| two| 2)?(?=\s*(?:[?.!,]|$)|\s+(?:one|is|was|about|sounds?|"
                     r"looks?|what|on my list)\b)", re.I)  # "what is the other about?"; not "the other day"
 

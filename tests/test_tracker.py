@@ -147,6 +147,7 @@ def test_items_the_user_asks_about_or_has_not_seen(tmp_path, text, asked):
     ("what is Star Wars (1977) about?", ["m4"]),  # names its own subject
     ("what is the second one about?", ["m5"]),
     ("tell me more about the last one", ["m5"]),
+    ("what about the second one?", ["m5"]),
 ])
 def test_a_follow_up_on_the_suggestions_asks_about_them(tmp_path, follow_up, asked):
     tracker = _tracker(tmp_path, MOVIES)
