@@ -55,7 +55,7 @@ class RankWeights:
     popularity: float = 0.7
     feedback: float = 0.3
     category: float = 0.3
-    must_have: float = 0.1
+    must_have: float = 1.0  # share of the must-haves ("anything with dinosaurs?") an item's text has
     rejected_similar: float = 0.4  # demotion of near-duplicates of thumbs-down items
     rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
@@ -311,7 +311,7 @@ class Ranker:
             terms = [normalize(t) for t in prefs.must_have]
             share = np.zeros(len(self.catalog), dtype=np.float32)
             for t in terms:  # inverted index, not a scan of every item's text (100k items: ms, not s)
-                share[self._terms.containing(t)] += 1.0
+                share[np.union1d(self._terms.containing(t), self._terms.containing(singular(t)))] += 1.0  # "dinosaur"
             out["must_have"] = w.must_have * share / len(terms)
         return out
 

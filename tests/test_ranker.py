@@ -81,6 +81,18 @@ def test_an_age_on_a_catalog_without_recommended_ages_filters_nothing(tmp_path):
     assert len(_ids(ranker, tracker, "a film for my 6 year old")) == len(FILMS)
 
 
+def test_a_must_have_lifts_items_whose_text_has_it_in_the_singular_too(tmp_path):
+    rows = [{"id": "d", "title": "Little Foot", "description": "a young dinosaur looks for his family"},
+            {"id": "e", "title": "Big Fish", "description": "a son looks for his father's story"}]
+    w = RankWeights(dense=0, lexical=0, popularity=0, recency=0)
+    ranker, tracker = _pipeline(tmp_path, rows, weights=w)
+    state = DialogueState()
+    tracker.observe(state, Message("user", "anything with dinosaurs?"))
+    assert state.prefs.must_have == ["dinosaurs"]
+    total, _ = ranker.score(state, w)
+    assert (float(total[0]), float(total[1])) == (w.must_have, 0.0) and w.must_have == 1.0
+
+
 def test_wanted_category_leads_within_budget(tmp_path):
     ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG)
     assert set(_ids(ranker, tracker, "a train set under £20")[:2]) == {"t2", "t3"}
