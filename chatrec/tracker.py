@@ -155,12 +155,12 @@ class Tracker:
         self._update_budget(state, text)
         if (age := stated_age(text)) is not None:
             state.prefs.age = age
-        self._update_terms(state, text)
+        matches = self.matcher.find_in_text(text, typed=True)
+        self._update_terms(state, text, titles=[(m.start, m.end) for m in matches])
         category = self.detect_category(_NEGATION.sub(" ", text))  # "no Hornby" is not a wish for Hornby
         if category:
             state.prefs.category = category
         state.asked = []
-        matches = self.matcher.find_in_text(text, typed=True)
         for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
             state.mentioned[match.item_id] = sentiment
@@ -218,11 +218,16 @@ class Tracker:
         if prefs.min_price is not None and prefs.max_price is not None and prefs.min_price > prefs.max_price:
             prefs.min_price = None
 
-    def _update_terms(self, state: DialogueState, text: str) -> None:
+    def _update_terms(self, state: DialogueState, text: str, titles: list[tuple[int, int]] = ()) -> None:
+        """Exclusions and must-haves; a refused item named by its title (``titles``: spans of the
+        items found in ``text``) is rejected as that item, not excluded as a word: "not Frozen" must not
+        filter every film whose plot says "frozen"."""
         prefs = state.prefs
         refused: list[tuple[int, int]] = []
         for m in _NEGATION.finditer(text):
             refused.append(m.span())
+            if any(lo <= m.start("term") < hi for lo, hi in titles):
+                continue
             term = _clean_term(m.group("term"))
             if term and m.group("article") and (not any(_stem(w) in self._kinds for w in term.split())
                                                 or _SELF.search(text, 0, m.start())):

@@ -217,6 +217,12 @@ def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested,
     tracker.observe(state, Message("user", reply))
     assert (state.rejected, state.mentioned) == (rejected, mentioned)
 
+def test_a_film_refused_by_its_title_is_rejected_not_excluded_as_a_word(tmp_path):
+    frozen = {"id": "f1", "title": "Frozen (2013)", "category": "movie", "description": "Elsa's ice powers."}
+    state = _observe(_tracker(tmp_path, MOVIES + [frozen]), "not Frozen (2013), we've seen it a hundred times")
+    assert (state.rejected, state.prefs.exclude) == (["f1"], [])  # "frozen" as a word would filter plots
+
+
 def test_toy_items_liked_and_rejected(tmp_path):
     state = _observe(_tracker(tmp_path, SMALL_CATALOG),
                      "I loved the Hornby Express Train Set but hated the Mini Drone Quadcopter")
