@@ -97,6 +97,7 @@ class Cache:
                                                   [d for d, f in zip(dialogues, self.folds) if f != k],
                                                   query_of=lambda d: queries[d.id])
                        for k in range(folds)]
+        self.prefer = [prior.preferred_listings() for prior in self.priors]  # which listing of a film people name
         for i, state in enumerate(tqdm(self.states, file=sys.stderr, desc="signals")):
             ranker.set_target_prior(self.priors[self.folds[i]])
             _, signals_of_turn = ranker.score(state, self.unit)
@@ -111,6 +112,7 @@ class Cache:
         from chatrec.ranker import RankWeights, one_listing_each
 
         shown_penalty = RankWeights().shown_penalty if shown_penalty is None else shown_penalty
+        learned = any(weights.get(s) for s in RankWeights.LEARNED)  # the priors also say which listing people name
         hits = dict.fromkeys(KS, 0)
         n = 0
         idx = np.flatnonzero(rows)
@@ -126,7 +128,9 @@ class Cache:
             for row, i in enumerate(chunk):
                 ranked = top[row]
                 if self.has_listings[ranked[:KS[-1]]].any():
-                    ranked = one_listing_each(ranked.tolist(), self.listings)
+                    prefer = self.prefer[self.folds[i]] if learned else {}
+                    ranked = one_listing_each(ranked.tolist(), self.listings,
+                                              prefer={p: q for p, q in prefer.items() if np.isfinite(total[row, q])})
                 rank = {p: r for r, p in enumerate(ranked[:KS[-1]])}
                 for t in self.targets[i]:
                     n += 1

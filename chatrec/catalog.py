@@ -182,10 +182,12 @@ class Catalog:
         for members in (g for g in groups.values() if len(g) > 1):
             words = {p: f" {' '.join(_WORD.findall(_TRAILING_YEAR.sub('', self.items[p].title).casefold()))} "
                      for p in members}
+            credits = {p: _credits(self.items[p]) for p in members}
             for i, p in enumerate(members):
                 for q in members[i + 1:]:
                     yp, yq = self.items[p].year, self.items[q].year
-                    if (yp == yq or not yp or not yq) and (words[p] in words[q] or words[q] in words[p]):
+                    related = (yp == yq or not yp or not yq) and (words[p] in words[q] or words[q] in words[p])
+                    if related or (credits[p] and credits[p] == credits[q]):
                         out.setdefault(p, set()).add(q)
                         out.setdefault(q, set()).add(p)
         return out
@@ -198,6 +200,16 @@ class Catalog:
             digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
             digest.update(b"\n")
         return digest.hexdigest()[:16]
+
+
+def _credits(item: Item) -> frozenset[str]:
+    """Who made the thing (director, writer), where the catalog says: with the same long description, the
+    same makers mean one film even under another year ("Bridesmaids (1989)" beside "Bridesmaids (2011)")."""
+    names = []
+    for key in ("director", "writer"):
+        value = item.attributes.get(key)
+        names += [value] if isinstance(value, str) else list(value or [])
+    return frozenset(str(n).casefold() for n in names)
 
 
 def load_catalog(path: str | Path, *, skip_bad_rows: bool = False) -> Catalog:

@@ -35,16 +35,20 @@ class CollaborativeModel:
 
     def add(self, pairs: Iterable[tuple[str, str, float]]) -> None:
         """Add (user, item, rating) interactions; rating NaN means an implicit positive (click, purchase)."""
-        pos = self.catalog.position
+        pos, listings = self.catalog.position, self.catalog.listings
         for user, item_id, rating in pairs:
             col = pos.get(item_id)
             if col is None:
                 continue
-            self.popularity[col] += 1
+            # every listing of the film: ReDial lists "Bridesmaids (2011)" twice and the ratings were
+            # joined to one row only, so the row the dialogues name looked unknown to everyone
+            cols = (col, *listings.get(col, ()))
+            self.popularity[list(cols)] += 1
             if not np.isnan(rating) and rating < self.like_threshold:
                 continue
-            self._rows.append(self._users.setdefault(user, len(self._users)))
-            self._cols.append(col)
+            row = self._users.setdefault(user, len(self._users))
+            self._rows += [row] * len(cols)
+            self._cols += cols
         self._matrix = None
 
     @property
@@ -115,8 +119,9 @@ class TargetPrior:
 
     def __init__(self, catalog: Catalog, counts: np.ndarray, cooc: sparse.csr_matrix,
                  queries: np.ndarray | None = None, query_targets: sparse.csr_matrix | None = None,
-                 comention: sparse.csr_matrix | None = None):
+                 comention: sparse.csr_matrix | None = None, usage: np.ndarray | None = None):
         self.catalog = catalog
+        self.usage = usage if usage is not None else np.zeros(len(catalog), dtype=np.float32)
         self.counts = counts
         self.cooc = cooc
         self.queries = queries  # (turns, dim) unit vectors, or None
@@ -136,8 +141,10 @@ class TargetPrior:
                       groups: Sequence[int], queries: np.ndarray | None = None) -> "TargetPrior":
         """Per training turn: the item ids named in its context, the ids suggested, its conversation
         number, and (optionally) its query vector (a zero row: none); see ``learned.PriorExamples``."""
-        pos = catalog.position
+        pos, listings = catalog.position, catalog.listings
+        every = lambda ids: {q for i in ids if i in pos for q in (pos[i], *listings.get(pos[i], ()))}  # noqa: E731
         counts = np.zeros(len(catalog), dtype=np.float32)
+        usage = np.zeros(len(catalog), dtype=np.float32)  # this very row named or suggested: which listing people use
         rows: list[int] = []
         cols: list[int] = []
         q_rows: list[int] = []
@@ -145,9 +152,10 @@ class TargetPrior:
         kept: list[int] = []
         talked_of: dict[int, set[int]] = {}  # conversation -> every item named in it or suggested
         for turn, (names, suggested, conv) in enumerate(zip(named, targets, groups)):
-            wanted = [pos[t] for t in suggested if t in pos]
-            seen = {pos[n] for n in names if n in pos}
+            wanted = sorted(every(suggested))  # a film listed twice is one film (``Catalog.listings``)
+            seen = every(names)
             talked_of.setdefault(conv, set()).update(seen, wanted)
+            np.add.at(usage, [pos[i] for i in (*suggested, *names) if i in pos], 1.0)
             for t in wanted:
                 counts[t] += 1
                 for n in seen - {t}:
@@ -161,10 +169,20 @@ class TargetPrior:
                                  shape=(len(catalog), len(catalog)), dtype=np.float32)
         comention = _comention(talked_of.values(), len(catalog))
         if not kept:
-            return cls(catalog, counts, cooc, comention=comention)
+            return cls(catalog, counts, cooc, comention=comention, usage=usage)
         qt = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
                                shape=(len(kept), len(catalog)), dtype=np.float32)
-        return cls(catalog, counts, cooc, np.asarray(queries[kept], dtype=np.float32), qt, comention)
+        return cls(catalog, counts, cooc, np.asarray(queries[kept], dtype=np.float32), qt, comention, usage)
+
+    def preferred_listings(self) -> dict[int, int]:
+        """Position -> the listing of that film the dialogues use most, where another listing is
+        used more than it (ReDial names "Bridesmaids (2011)" by one of its two rows far more often)."""
+        out: dict[int, int] = {}
+        for p, others in self.catalog.listings.items():
+            best = max((p, *others), key=lambda q: (self.usage[q], -q))
+            if self.usage[best] > self.usage[p]:
+                out[p] = best
+        return out
 
     def popularity(self) -> np.ndarray:
         """log-scaled suggestion counts in [0, 1]."""

@@ -106,6 +106,7 @@ class Ranker:
         self.popularity = popularity_prior(catalog, collab)
         self.recency = recency_prior(catalog)
         self.target_prior: TargetPrior | None = None
+        self._preferred: dict[int, int] = {}  # listing -> the listing of the same film people use more
         self._target_pop = np.zeros(len(catalog), dtype=np.float32)
         self.facets = Facets(catalog)  # genres and credits; inactive when the catalog has neither
         self._search_text = [normalize(i.search_text()) for i in catalog]
@@ -137,6 +138,7 @@ class Ranker:
     def set_target_prior(self, prior: TargetPrior | None) -> None:
         """Priors learned from other dialogues' targets (see ``TargetPrior``); None removes them."""
         self.target_prior = prior
+        self._preferred = prior.preferred_listings() if prior is not None else {}
         self._target_pop = prior.popularity() if prior is not None else np.zeros(len(self.catalog), np.float32)
 
     def rank(self, state: DialogueState, k: int = 10, weights: RankWeights | None = None) -> list[Ranked]:
@@ -159,7 +161,8 @@ class Ranker:
     def _one_listing_each(self, scores: np.ndarray, n: int, k: int) -> list[int]:
         """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n`` run out."""
         top = np.argpartition(-scores, n - 1)[:n]
-        return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k)
+        prefer = {p: q for p, q in self._preferred.items() if np.isfinite(scores[q])}
+        return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k, prefer)
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
@@ -391,14 +394,16 @@ def popularity_prior(catalog: Catalog, collab: CollaborativeModel | None = None)
     return counts / counts.max() if counts.max() > 0 else counts
 
 
-def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int]], k: int | None = None) -> list[int]:
+def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int]], k: int | None = None,
+                     prefer: Mapping[int, int] | None = None) -> list[int]:
     """``ordered`` positions, best first, without the later listings of a title already kept
-    ("Jurassic Park" and "Jurassic Park (1993)" are one film; ``Catalog.listings``), at most ``k``."""
+    ("Jurassic Park" and "Jurassic Park (1993)" are one film; ``Catalog.listings``), at most ``k``;
+    a kept title is shown as the listing ``prefer`` names for it, if any."""
     chosen: list[int] = []
     taken: set[int] = set()
     for i in ordered:
         if i not in taken:
-            chosen.append(i)
+            chosen.append(prefer.get(i, i) if prefer else i)
             taken.add(i)
             taken.update(listings.get(i, ()))
             if len(chosen) == k:

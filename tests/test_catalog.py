@@ -147,6 +147,21 @@ def test_rows_describing_one_thing_under_two_titles_are_listings_of_it(tmp_path)
     assert same == {"a": ["b"], "b": ["a"]}
 
 
+def test_one_film_listed_under_two_years_with_its_plot_and_makers_is_one_film(tmp_path):
+    """ReDial lists the 2011 "Bridesmaids" a second time as "Bridesmaids (1989)", with the same plot
+    and director; a remake has another plot, and two films of one plot need the same makers."""
+    plot = "Competition between the maid of honor and a bridesmaid, over who is the bride's best friend."
+    feig = {"director": ["Paul Feig"], "writer": ["Kristen Wiig", "Annie Mumolo"]}
+    rows = [{"id": "a", "title": "Bridesmaids (2011)", "description": plot, "attributes": feig},
+            {"id": "b", "title": "Bridesmaids (1989)", "description": plot, "attributes": {**feig, "star": ["X"]}},
+            {"id": "c", "title": "Maids (1990)", "description": plot, "attributes": {"director": ["Someone Else"]}},
+            {"id": "d", "title": "Bridesmaids (2020)", "description": "A remake with another plot entirely, set in space.",
+             "attributes": feig}]
+    catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
+    same = {catalog.items[p].id: sorted(catalog.items[q].id for q in qs) for p, qs in catalog.listings.items()}
+    assert same == {"a": ["b"], "b": ["a"]}
+
+
 @pytest.mark.parametrize("text, ages", [
     ("3 years and up", (3.0, None)),
     ("36 months - 8 years", (3.0, 8.0)),

@@ -151,6 +151,43 @@ def test_learned_target_prior_counts_and_follows(tmp_path):
     assert _ids(ranker, tracker, "hello", k=2) == ["d", "c"]
 
 
+TWINS = [  # one film listed twice (the second under a wrong year, as in ReDial), and two others
+    {"id": "w1", "title": "Wedding Rivals (2011)", "description": "two bridesmaids compete to be the bride's best friend",
+     "attributes": {"year": 2011, "director": ["Paul Feig"]}},
+    {"id": "w2", "title": "Wedding Rivals (1989)", "description": "two bridesmaids compete to be the bride's best friend",
+     "attributes": {"year": 1989, "director": ["Paul Feig"]}},
+    {"id": "o", "title": "Office Party (2016)", "description": "an office christmas party gets out of hand",
+     "attributes": {"year": 2016, "director": ["Josh Gordon"]}},
+    {"id": "h", "title": "Hangover Trip (2009)", "description": "three friends lose the groom in las vegas",
+     "attributes": {"year": 2009, "director": ["Todd Phillips"]}},
+]
+
+
+def test_ratings_of_one_listing_count_for_the_film(tmp_path):
+    """The interactions were joined to "Wedding Rivals (1989)" only; the dialogues name the 2011 row.
+    Both rows get the film's popularity and its "people who liked it also liked" neighbours."""
+    pairs = [(f"u{u}", "w2", 5.0) for u in range(4)] + [(f"u{u}", "h", 5.0) for u in range(3)] + [("u9", "o", 5.0)]
+    ranker, tracker = _pipeline(tmp_path, TWINS, pairs, RankWeights(dense=0, lexical=0, mentioned=0, recency=0,
+                                                                    popularity=0, collab=1.0))
+    assert ranker.popularity[0] == ranker.popularity[1] == 1.0
+    assert _ids(ranker, tracker, "I loved Wedding Rivals (2011)", k=2) == ["h", "o"]  # u0-u2 liked both
+    assert ranker.collab.similar([0])[3] == pytest.approx(3 / (2 * np.sqrt(3)), rel=1e-3)
+
+
+def test_a_film_listed_twice_is_learned_as_one_and_shown_as_the_listing_people_name(tmp_path):
+    from chatrec.evaluate import Dialogue
+
+    ranker, tracker = _pipeline(tmp_path, TWINS, weights=RankWeights(dense=0, lexical=0, mentioned=0, popularity=0,
+                                                                     recency=0, target_pop=1.0))
+    train = [Dialogue(str(n), [("user", "a comedy please")], ["w2"]) for n in range(2)]
+    train += [Dialogue("3", [("user", "a comedy please")], ["w1"]), Dialogue("4", [("user", "hi")], ["h"])]
+    prior = TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train)
+    assert prior.counts.tolist() == [3, 3, 0, 1]  # suggested three times, under either row
+    assert prior.preferred_listings() == {0: 1}  # two of the three named the 1989 row
+    ranker.set_target_prior(prior)
+    assert _ids(ranker, tracker, "something fun", k=2) == ["w2", "h"]  # once, as the row people use
+
+
 def test_turns_whose_context_extends_another_turn_are_one_conversation():
     from chatrec.collab import conversations
     from chatrec.evaluate import Dialogue
