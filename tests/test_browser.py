@@ -143,7 +143,7 @@ def test_demo_catalog_without_lm_behind_login(browser, tmp_path):
 
         page.locator("#chat .example", has_text="A wooden train set for my 3-year-old, under £40").click()
         expect(page.locator(USER).last).to_have_text("A wooden train set for my 3-year-old, under £40")
-        expect(page.locator(BOT).last).to_contain_text("Here are some picks in Toy Trains & Accessories (under £40)")
+        expect(page.locator(BOT).last).to_contain_text("Here are some picks in Toy Trains & Accessories (under £40, for a 3-year-old)")
         expect(page.locator("#status")).to_contain_text("Turn 1 · ")
         expect(page.locator(".rec-slot:visible")).to_have_count(5)
         first = card_ids(page)
@@ -155,7 +155,7 @@ def test_demo_catalog_without_lm_behind_login(browser, tmp_path):
                 expect(page.locator(f"#item-card-{n} .rec-reason")).to_contain_text(
                     f"£{item.price:.2f} fits your budget (under £40)")
         understood = page.locator("#understood label")
-        expect(understood).to_have_text(["Category: Toy Trains & Accessories", "Budget: under £40"])
+        expect(understood).to_have_text(["Category: Toy Trains & Accessories", "Budget: under £40", "For: a 3-year-old"])
         expect(page.locator("#understood-hint")).to_be_hidden()
         expect(page.locator("#cards-hint")).to_be_hidden()
 
@@ -164,7 +164,7 @@ def test_demo_catalog_without_lm_behind_login(browser, tmp_path):
         expect(page.locator("#status")).to_have_text(
             "Thanks for the 👍 on that answer — counted for each of its 5 items.")
         expect(page.get_by_text("counted for each of its 5 items").first).to_be_visible()  # the toast
-        expect(understood).to_have_count(7)  # the five liked items join the panel
+        expect(understood).to_have_count(8)  # the five liked items join the panel
         page.locator("#item-down-2").click()
         rejected = services.catalog.by_id[first[1]].title
         expect(page.locator("#status")).to_have_text(f"👎 Saved: I won't suggest “{rejected}” again.")
