@@ -167,6 +167,10 @@ class Catalog:
             out[p] = tuple(sorted({*out.get(p, ()), *twins}))
         return out
 
+    def same_thing(self, pos: int) -> tuple[int, ...]:
+        """``pos`` and every other listing of the thing it lists (``listings``)."""
+        return (pos, *self.listings.get(pos, ()))
+
     def _twins(self) -> dict[int, set[int]]:
         """Position -> the rows that describe the same thing under a longer or shorter title: the same
         long description, category and price, no two different years, and one title inside the other

@@ -35,14 +35,14 @@ class CollaborativeModel:
 
     def add(self, pairs: Iterable[tuple[str, str, float]]) -> None:
         """Add (user, item, rating) interactions; rating NaN means an implicit positive (click, purchase)."""
-        pos, listings = self.catalog.position, self.catalog.listings
+        pos = self.catalog.position
         for user, item_id, rating in pairs:
             col = pos.get(item_id)
             if col is None:
                 continue
             # every listing of the film: ReDial lists "Bridesmaids (2011)" twice and the ratings were
             # joined to one row only, so the row the dialogues name looked unknown to everyone
-            cols = (col, *listings.get(col, ()))
+            cols = self.catalog.same_thing(col)
             self.popularity[list(cols)] += 1
             if not np.isnan(rating) and rating < self.like_threshold:
                 continue
@@ -141,8 +141,8 @@ class TargetPrior:
                       groups: Sequence[int], queries: np.ndarray | None = None) -> "TargetPrior":
         """Per training turn: the item ids named in its context, the ids suggested, its conversation
         number, and (optionally) its query vector (a zero row: none); see ``learned.PriorExamples``."""
-        pos, listings = catalog.position, catalog.listings
-        every = lambda ids: {q for i in ids if i in pos for q in (pos[i], *listings.get(pos[i], ()))}  # noqa: E731
+        pos = catalog.position
+        every = lambda ids: {q for i in ids if i in pos for q in catalog.same_thing(pos[i])}  # noqa: E731
         counts = np.zeros(len(catalog), dtype=np.float32)
         usage = np.zeros(len(catalog), dtype=np.float32)  # this very row named or suggested: which listing people use
         rows: list[int] = []

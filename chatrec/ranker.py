@@ -379,7 +379,7 @@ class Ranker:
         for item_id in (set(state.shown) | set(state.liked)) - asked:
             pos = position.get(item_id)
             if pos is not None:
-                demoted.update((pos, *listings.get(pos, ())))
+                demoted.update(self.catalog.same_thing(pos))
         for pos in demoted - keep:
             if math.isfinite(pen[pos]):
                 pen[pos] -= w.shown_penalty
