@@ -109,12 +109,18 @@ class Cache:
         ranker.set_target_prior(None)
 
     def recall(self, weights: dict[str, float], rows: np.ndarray, shown_penalty: float | None = None) -> dict[int, float]:
+        ranks = [r for _, _, r in self.pair_ranks(weights, rows, shown_penalty)]
+        return {k: sum(r < k for r in ranks) / len(ranks) if ranks else 0.0 for k in KS}
+
+    def pair_ranks(self, weights: dict[str, float], rows: np.ndarray,
+                   shown_penalty: float | None = None) -> list[tuple[int, int, int]]:
+        """(turn, target position, rank) for every (turn, target) pair of ``rows``; rank ``KS[-1]``
+        when the target is not among the first ``KS[-1]`` (one listing per title, as ``Ranker.top``)."""
         from chatrec.ranker import RankWeights, one_listing_each
 
         shown_penalty = RankWeights().shown_penalty if shown_penalty is None else shown_penalty
         learned = any(weights.get(s) for s in RankWeights.LEARNED)  # the priors also say which listing people name
-        hits = dict.fromkeys(KS, 0)
-        n = 0
+        out = []
         idx = np.flatnonzero(rows)
         for chunk in np.array_split(idx, max(1, len(idx) // 256)):
             total = self.base[chunk] - shown_penalty * self.shown[chunk]
@@ -132,12 +138,8 @@ class Cache:
                     ranked = one_listing_each(ranked.tolist(), self.listings,
                                               prefer={p: q for p, q in prefer.items() if np.isfinite(total[row, q])})
                 rank = {p: r for r, p in enumerate(ranked[:KS[-1]])}
-                for t in self.targets[i]:
-                    n += 1
-                    r = rank.get(t, KS[-1])
-                    for k in KS:
-                        hits[k] += r < k
-        return {k: hits[k] / n if n else 0.0 for k in KS}
+                out += [(i, t, rank.get(t, KS[-1])) for t in self.targets[i]]
+        return out
 
 
 def search(cache: Cache, rows: np.ndarray, on: tuple[str, ...], tuned: tuple[str, ...]) -> dict[str, float]:
