@@ -402,12 +402,15 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
     chosen: list[int] = []
     taken: set[int] = set()
     for i in ordered:
-        if i not in taken:
-            chosen.append(prefer.get(i, i) if prefer else i)
-            taken.add(i)
-            taken.update(listings.get(i, ()))
-            if len(chosen) == k:
-                break
+        if i in taken:
+            continue
+        shown = prefer.get(i, i) if prefer else i
+        if shown in taken:  # listings need not be transitive: "A"~"A (1990)"~"A: The Film" does not make one group
+            shown = i
+        chosen.append(shown)
+        taken.update((i, shown, *listings.get(i, ()), *listings.get(shown, ())))
+        if len(chosen) == k:
+            break
     return chosen
 
 

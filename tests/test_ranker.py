@@ -188,6 +188,15 @@ def test_a_film_listed_twice_is_learned_as_one_and_shown_as_the_listing_people_n
     assert _ids(ranker, tracker, "something fun", k=2) == ["w2", "h"]  # once, as the row people use
 
 
+def test_a_preferred_listing_is_shown_once_when_listings_chain():
+    from chatrec.ranker import one_listing_each
+
+    listings = {0: (1,), 1: (0, 2), 2: (1,)}  # 0 and 2 are each a listing of 1, not of each other
+    assert one_listing_each([0, 2, 3], listings, prefer={0: 1, 2: 1}) == [1, 3]  # 1 once, and 2 is a listing of it
+    assert one_listing_each([0, 2, 3], listings) == [0, 2, 3]
+    assert one_listing_each([1, 0, 2, 3], listings) == [1, 3]
+
+
 def test_turns_whose_context_extends_another_turn_are_one_conversation():
     from chatrec.collab import conversations
     from chatrec.evaluate import Dialogue
