@@ -134,9 +134,8 @@ class Cache:
             for row, i in enumerate(chunk):
                 ranked = top[row]
                 if self.has_listings[ranked[:KS[-1]]].any():
-                    prefer = self.prefer[self.folds[i]] if learned else {}
                     ranked = one_listing_each(ranked.tolist(), self.listings,
-                                              prefer={p: q for p, q in prefer.items() if np.isfinite(total[row, q])})
+                                              prefer=self.prefer[self.folds[i]] if learned else None, scores=total[row])
                 rank = {p: r for r, p in enumerate(ranked[:KS[-1]])}
                 out += [(i, t, rank.get(t, KS[-1])) for t in self.targets[i]]
         return out

@@ -161,8 +161,8 @@ class Ranker:
     def _one_listing_each(self, scores: np.ndarray, n: int, k: int) -> list[int]:
         """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n`` run out."""
         top = np.argpartition(-scores, n - 1)[:n]
-        prefer = {p: q for p, q in self._preferred.items() if np.isfinite(scores[q])}
-        return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k, prefer)
+        return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k,
+                                self._preferred, scores)
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
@@ -395,17 +395,19 @@ def popularity_prior(catalog: Catalog, collab: CollaborativeModel | None = None)
 
 
 def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int]], k: int | None = None,
-                     prefer: Mapping[int, int] | None = None) -> list[int]:
+                     prefer: Mapping[int, int] | None = None, scores: np.ndarray | None = None) -> list[int]:
     """``ordered`` positions, best first, without the later listings of a title already kept
     ("Jurassic Park" and "Jurassic Park (1993)" are one film; ``Catalog.listings``), at most ``k``;
-    a kept title is shown as the listing ``prefer`` names for it, if any."""
+    a kept title is shown as the listing ``prefer`` names for it, if any and not filtered out
+    (a finite score in ``scores``, when given)."""
     chosen: list[int] = []
     taken: set[int] = set()
     for i in ordered:
         if i in taken:
             continue
         shown = prefer.get(i, i) if prefer else i
-        if shown in taken:  # listings need not be transitive: "A"~"A (1990)"~"A: The Film" does not make one group
+        # listings need not be transitive: "A"~"A (1990)"~"A: The Film" does not make one group
+        if shown in taken or (scores is not None and not np.isfinite(scores[shown])):
             shown = i
         chosen.append(shown)
         taken.update((i, shown, *listings.get(i, ()), *listings.get(shown, ())))
