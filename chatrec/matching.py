@@ -29,6 +29,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from .catalog import Catalog
+from .lexical import FILLER
 
 _YEAR = re.compile(r"\s*\((?:19|20)\d\d\)\s*$")
 _NON_WORD = re.compile(r"[^\w]+")
@@ -309,7 +310,14 @@ class TitleMatcher:
             # One capitalised word is a name ("I loved Titanic") unless the catalog's own text uses it
             # so often that it is a plain word there ("Alien", "Taken", "Seven": write them dated).
             named = capitalised and (len(toks) > 1 or typed and self._one_word_name(text, toks[0], phrase))
-            if len(toks) <= 3 and self._everyday(toks) and not (dated or named or _quoted(text, toks)):
+            # Words people chat with ("Anything else?", "Awesome!": "Anything Else (2003)", "Awesome
+            # (2006)") and a credited person's name ("I love Emma Stone") are a title only when
+            # written as one: dated, quoted or title-cased (one word: mid-sentence or as the subject).
+            chat = all(t[2] in FILLER for t in toks)
+            person = len(toks) > 1 and phrase in self._people
+            if (chat or len(toks) <= 3 and self._everyday(toks)) and not (dated or named or _quoted(text, toks)):
+                return []
+            if person and not (dated or _quoted(text, toks)):
                 return []
             return ids if self._title_count(phrase) < 3 or dated or _as_name(text, toks) else []
         ids = self.variants.get(phrase)
@@ -357,12 +365,24 @@ class TitleMatcher:
                         genres.add(" ".join(names))
         return frozenset(genres | {first for first, full in people.items() if len(full) >= 8})
 
+    @cached_property
+    def _people(self) -> frozenset[str]:
+        """The full names (normalised) of the people the catalog credits ("emma stone")."""
+        from .facets import CREDIT_KEYS
+        names: set[str] = set()
+        for item in self.catalog:
+            for key in CREDIT_KEYS:
+                value = item.attributes.get(key)
+                names.update(normalize(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
+        return frozenset(names)
+
     def warm(self) -> None:
         """Build the indexes made on first use (typo neighbours, word counts), e.g. at start-up so
         the first reply does not pay for them."""
         self._typo_block(["warmup"])
         self.doc_freq("warmup")
         self._title_count("warm up")
+        _ = self._people
 
     def _everyday(self, toks: list[tuple[int, int, str]]) -> bool:
         """True if every distinctive word is plain language in this catalog: its titles and

@@ -233,3 +233,28 @@ def test_one_capitalised_word_names_the_most_popular_film_of_that_name(tmp_path)
     assert found("did Martin co-star with him?") == []
     assert found("is it a good Thriller?") == []
     assert found("I loved Mars (2004)") == ["mars"]  # dated, it is a title wherever it stands
+
+
+def test_chat_words_and_a_credited_persons_name_are_titles_only_when_written_as_one(tmp_path):
+    """ReDial's catalog has "Anything Else (2003)", "Awesome (2006)" and a "Emma Stone (2017)": a
+    shopper asking "Anything else you recommend?" or saying "I love Emma Stone" names no film."""
+    from conftest import write_jsonl
+
+    rows = [{"id": "else", "title": "Anything Else (2003)", "description": "A writer and his girlfriend."},
+            {"id": "awe", "title": "Awesome (2006)", "description": "A concert film."},
+            {"id": "emma", "title": "Emma Stone (2017)", "description": "A short."},
+            {"id": "lala", "title": "La La Land (2016)", "description": "A jazz pianist and an actress.",
+             "attributes": {"star": ["Emma Stone", "Ryan Gosling"]}},
+            {"id": "getout", "title": "Get Out (2017)", "description": "A weekend visit turns sinister."}]
+    matcher = TitleMatcher(load_catalog(write_jsonl(tmp_path / "films.jsonl", rows)))
+    for typed in (True, False):
+        found = lambda text: [m.item_id for m in matcher.find_in_text(text, typed=typed)]  # noqa: E731
+        assert found("Anything else you recommend?") == []
+        assert found("Awesome! Guess I'll start with that one") == []
+        assert found("Awesome have you seen La La Land (2016)") == ["lala"]
+        assert found("How about La La Land (2016) with Emma Stone and Ryan Gosling") == ["lala"]
+        # written as titles, they are titles
+        assert found("I saw Anything Else (2003) twice") == ["else"]
+        assert found('I loved "Awesome" and "Emma Stone"') == ["awe", "emma"]
+        assert found("I watched Anything Else last week") == ["else"]
+        assert found("Get Out was scary") == ["getout"]
