@@ -12,7 +12,8 @@ of a training row has seen the held-out fold's targets. Candidates: the top ``--
 of ``RankWeights.learned()`` (the linear sum ``eval --train-dialogues`` runs). Features: every unit
 signal, the three learned priors, the linear score and its rank, turn length and seed count. The
 model: LightGBM, binary objective, 7 leaves, 200 rounds, trained on the four training folds.
-Printed: pooled Recall@1/10/50 of the linear order and of the reranked order over the held-out folds,
+Printed: pooled Recall@1/10/50 of the linear order and of the reranked order over the held-out folds
+(one listing per title, shown as the listing people name, as `eval` counts),
 and the share of targets among the candidates (the ceiling of any reranker).
 """
 from __future__ import annotations
@@ -78,13 +79,19 @@ def turn_features(services, cache, i: int, prior, n_candidates: int):
 
 
 def recall(cache, rows, cands, scores) -> tuple[dict[int, int], int, int]:
+    """Hits per cut-off over the (turn, target) pairs of ``rows``, with one listing per title shown as
+    the listing people name (as ``eval`` and ``ranking.Cache.recall``), and the pairs covered."""
+    from chatrec.ranker import one_listing_each
+
     hits, pairs, covered = dict.fromkeys(ranking.KS, 0), 0, 0
     for i, cand, sc in zip(rows, cands, scores):
-        rank = {p: r for r, p in enumerate(cand[np.argsort(-sc, kind="stable")])}
+        ordered = one_listing_each(cand[np.argsort(-sc, kind="stable")].tolist(), cache.listings,
+                                   prefer=cache.prefer[cache.folds[i]], scores=cache.base[i])
+        rank = {p: r for r, p in enumerate(ordered)}
         for t in cache.targets[i]:
             pairs += 1
             r = rank.get(t)
-            covered += r is not None
+            covered += t in cand
             for k in ranking.KS:
                 hits[k] += r is not None and r < k
     return hits, pairs, covered
