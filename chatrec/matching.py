@@ -299,7 +299,10 @@ class TitleMatcher:
         common phrase of the catalog ("Card Game" inside three other titles) must be written as a
         name. A partial name ("ages 5", "harry potter", "action man") matches only if it is
         distinctive: two or more distinctive words, written as a name, and inside exactly one title."""
-        ids = self.full.get(phrase) or self.compact.get(_compact(phrase)) if len(toks) > 1 else self.full.get(phrase)
+        # compact names drop "and" ("Rail & Road"), but an "and" before or after a name is no part of it
+        glued = toks[0][2] == "and" or toks[-1][2] == "and"
+        ids = self.full.get(phrase) or (None if glued else self.compact.get(_compact(phrase))) if len(toks) > 1 \
+            else self.full.get(phrase)
         if ids:
             if not self._plausible(text, toks, phrase):
                 return []

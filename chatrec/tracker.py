@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Sequence
 
 from .catalog import Catalog
 from .matching import COMMON_WORDS, TitleMatcher, normalize
@@ -84,6 +85,7 @@ _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
                         r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
+_LIST_GLUE = re.compile(r"\s*(?:,|&|/|\band\b|\bor\b|\bnor\b)(?:\s*(?:and|or)\b)?\s*$", re.I)  # "X, Y and Z"
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
              "fifth": 4, "5th": 4, "last": -1}
 _NTH = "|".join(_ORDINALS)
@@ -166,7 +168,8 @@ class Tracker:
             state.mentioned[match.item_id] = sentiment
             if sentiment < 0:
                 state.reject(match.item_id)
-            elif mention_interest(text, match.start, match.end) and match.item_id not in state.asked:
+            elif (mention_interest(text, match.start, match.end, [(m.start, m.end) for m in matches])
+                  and match.item_id not in state.asked):
                 state.asked.append(match.item_id)
         if not matches:
             self._update_referenced(state, text)
@@ -318,10 +321,12 @@ def mention_sentiment(text: str, start: int, end: int) -> int:
     return 0
 
 
-def mention_interest(text: str, start: int, end: int) -> bool:
+def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[int, int]] = ()) -> bool:
     """Whether the clause around text[start:end] asks about the item or says the user has not seen it
     yet ("have you seen X?", "I haven't seen X", "I heard X was good", "X is on my list"): the user
-    wants to hear about it, so it is not filtered out as something they already have."""
+    wants to hear about it, so it is not filtered out as something they already have. ``mentions``:
+    the (start, end) of every item named in ``text``, so that the last of a list ("movies like X, Y
+    and Z?", "I loved X and Z, anything similar?") is read like the first."""
     bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
     lo = max(b for b in bounds if b <= start)
     hi = min((b for b in bounds if b >= end), default=len(text))
@@ -330,8 +335,18 @@ def mention_interest(text: str, start: int, end: int) -> bool:
         return True
     if not text[lo:hi].rstrip().endswith("?"):
         return False
-    before = text[lo:start]
+    before = text[lo:_list_start(text, lo, start, mentions)]
     return bool(_ASKS_OPINION.search(before)) or not _REFERENCE.search(before)
+
+
+def _list_start(text: str, lo: int, start: int, mentions: Sequence[tuple[int, int]]) -> int:
+    """Where the list that the mention at ``start`` ends begins: "like X, Y and Z" -> the start of X."""
+    while glue := _LIST_GLUE.search(text, lo, start):
+        previous = [a for a, b in mentions if lo <= a and b <= glue.start() and not text[b:glue.start()].strip()]
+        if not previous:
+            break
+        start = previous[0]
+    return start
 
 
 def category_family(category_words: dict[str, set[str]], wanted: str, texts: list[str]) -> set[str]:

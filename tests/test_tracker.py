@@ -133,6 +133,11 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     ("any horror movies like The Babadook (2014)?", []),  # a reference ("like X"): they have seen it
     ("I loved Get Out", []),
     ("I haven't seen The Shining, and it sounds boring", []),  # a refusal wins
+    # the last film of a list is read like the first: liked or referred to, not asked about
+    ("Hi! I loved Get Out and The Babadook, anything similar?", []),
+    ("any movies like Get Out, It Follows or The Babadook (2014)?", []),
+    ("have you seen Get Out or The Shining?", ["m5", "m6"]),
+    ("I loved Get Out, what about The Shining?", ["m6"]),
 ])
 def test_items_the_user_asks_about_or_has_not_seen(tmp_path, text, asked):
     state = _observe(_tracker(tmp_path, MOVIES), text)
