@@ -417,8 +417,10 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
 
 
 def informative_texts(state: DialogueState) -> list[str]:
-    """The user's turns that say something searchable (excluded terms, budgets and ages removed), oldest first."""
-    texts = [_without(without_age(without_budget(t)), state.prefs.exclude) for t in state.user_texts()]
+    """The user's turns that say something searchable (excluded terms, budgets, ages and refused eras
+    removed: "nothing too old" must not search for "old"), oldest first."""
+    texts = [_ERA_REFUSED.sub(" ", _without(without_age(without_budget(t)), state.prefs.exclude))
+             for t in state.user_texts()]
     return [t for t in texts if content_words(t)]
 
 
@@ -455,19 +457,26 @@ _NEW = re.compile(r"\b(?:recent(?!ly)|latest|newer|brand new|new releases?|just 
                   r"(?:came|come|coming) out (?:recently|lately|this year)|released (?:recently|lately|this year)|"
                   r"(?:now|currently|still) (?:playing )?in theat(?:er|re)s)\b", re.I)
 _ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
+# Old films refused ("nothing too old", "not really into old movies", "it was too old for me"); not
+# "No Country for Old Men", nor "not a classic" (a film described, not an era refused).
+_ERA_REFUSED = re.compile(r"(?:\b(?:no|not|nothing|none|don'?t want anything)\s+(?:(?:really|too|that|so|very|into|a fan of|"
+                          r"big on|an?|any|many|much)\s+){0,3}|\btoo\s+)old(?:er)?\b(?:\s+(?:movies?|films?|ones?|stuff))?",
+                          re.I)
 
 
 def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[tuple[int, int], float, str] | None:
     """The release years the user asked for in words, from their latest turn that says so, how
     recent that turn is (``decay`` ** turns ago) and which kind of ask it was: ``"decade"`` ("80s
-    movies", "the nineties"), ``"old"`` ("an old classic": 20+ years before ``newest``) or ``"new"``
-    ("something that came out recently": the last 2 years). Ages ("my 6 year old") and negated words
-    ("nothing too old") do not count."""
+    movies", "the nineties"), ``"old"`` ("an old classic": 20+ years before ``newest``), ``"new"``
+    ("something that came out recently": the last 2 years) or ``"not old"`` ("nothing too old": the
+    last 20 years). Ages ("my 6 year old") do not count, nor other negated words ("not from the 80s")."""
     for age, text in enumerate(reversed(texts)):
         clean = _AGE.sub(" ", text)
         for rx, kind in ((_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
             for m in rx.finditer(clean):
                 if _ERA_NEGATED.search(clean[max(0, m.start() - 20):m.start()]):
+                    if kind == "old" and any(r.start() <= m.start() < r.end() for r in _ERA_REFUSED.finditer(clean)):
+                        return (newest - 20, 9999), decay ** age, "not old"
                     continue
                 if kind == "decade":
                     digit = m.group(1) or m.group(2)

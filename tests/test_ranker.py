@@ -254,7 +254,8 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     ("a silly comedy from the 90s", "c"),
     ("an old classic silly comedy", "c"),
     ("a silly comedy that came out recently", "d"),
-    ("a silly comedy, nothing too old", None),  # negated: no era
+    ("a silly comedy, nothing too old", "d"),  # refused: the last 20 years
+    ("a silly comedy, not from the 90s", None),  # a negated decade is no era (nor the others)
     ("a silly comedy for my 6 year old", None),  # an age, not an era
     ("I recently saw a silly comedy in theaters", None),  # when they watched, not what they want
 ])
@@ -266,6 +267,22 @@ def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     assert ("era" in signals) == (first is not None)
     if first is not None:
         assert _ids(ranker, tracker, state=state)[0] == first  # the two comedies differ only in their year
+
+
+def test_an_era_refused_is_no_search_word(tmp_path):
+    """"Anything else? Nothing too old" asks for the last 20 years; it must not search for "old" (a
+    plot about an old man) nor count as a new wish that ages the ones before it."""
+    from chatrec.ranker import informative_texts
+
+    rows = FILMS + [{"id": "g", "title": "Old Man Laughs (2016)", "description": "an old man and his old dog",
+                     "attributes": {"year": 2016}}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0, recency=0.0))
+    state = _state(tracker, "a silly comedy")
+    tracker.observe(state, Message("user", "Anything else you recommend? nothing too old"))
+    assert informative_texts(state) == ["a silly comedy"]
+    _, signals = ranker.score(state, ranker.weights)
+    assert "g" not in _ids(ranker, tracker, state=state)[:1] and _ids(ranker, tracker, state=state)[0] == "d"
+    assert signals["era"][ranker.catalog.position["c"]] == 0 < signals["era"][ranker.catalog.position["d"]]
 
 
 def test_a_decade_asked_for_outweighs_popularity_and_recency(tmp_path):
