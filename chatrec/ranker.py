@@ -60,6 +60,7 @@ class RankWeights:
     rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
+    shown_more: float = 3.0  # and more when the user asks for others ("anything else?", "any others?")
     age_outgrown: float = 0.5  # demotion of items recommended only for children younger than the one asked for
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
@@ -380,9 +381,10 @@ class Ranker:
             pos = position.get(item_id)
             if pos is not None:
                 demoted.update(self.catalog.same_thing(pos))
+        demotion = w.shown_penalty + (w.shown_more if state.wants_more else 0.0)
         for pos in demoted - keep:
             if math.isfinite(pen[pos]):
-                pen[pos] -= w.shown_penalty
+                pen[pos] -= demotion
         return pen
 
 

@@ -68,6 +68,7 @@ class DialogueState:
     rejected: list[str] = field(default_factory=list)  # item ids given thumbs-down or refused in text
     last_shown: list[str] = field(default_factory=list)  # item ids the latest assistant message suggested
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
+    wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
     turn_ids: list[int | None] = field(default_factory=list)  # store id of each assistant message
 
     @property

@@ -85,6 +85,15 @@ _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
                         r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
+# Asks for other suggestions than those already shown.
+_MORE = re.compile(r"\b(?:any(?:thing|one)? else|something else|what else|any ?others?|anymore|any more\b(?! than)|"
+                   r"(?:some|any|a few|few|two|2|three|3) (?:other|more|different) (?:ones?|options?|suggestions?|ideas?|picks?|"
+                   r"choices?|recommendations?|movies?|films?|titles?|items?|toys?|products?)|"
+                   r"other (?:options|suggestions|ideas|recommendations|choices|picks)|"
+                   r"more (?:options|suggestions|ideas|recommendations|choices|picks)|"
+                   r"another (?:one|suggestion|option|idea|pick|recommendation)|something different|different ones|"
+                   r"(?:seen|watched|have|got|had) (?:those|them|these|that one|it|both)(?: all| already| before)?(?: too)?[,.!]? "
+                   r"(?:what|anything|any|something) (?:else|other|more))", re.I)
 _LIST_GLUE = re.compile(r"\s*(?:,|&|/|\band\b|\bor\b|\bnor\b)(?:\s*(?:and|or)\b)?\s*$", re.I)  # "X, Y and Z"
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
              "fifth": 4, "5th": 4, "last": -1}
@@ -163,6 +172,7 @@ class Tracker:
         if category:
             state.prefs.category = category
         state.asked = []
+        state.wants_more = bool(_MORE.search(text))
         for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
             state.mentioned[match.item_id] = sentiment

@@ -160,11 +160,18 @@ def test_thumbs_down_items_never_come_back_so_every_target_is_found(railway):
     assert downs == linked == sum(t - 1 for t in found_turns)  # one 👎 per missed turn, tied to its turn
 
 
-def test_without_feedback_the_decoy_keeps_coming_back(railway):
+def test_without_feedback_the_decoy_comes_back_unless_the_shopper_asks_for_others(railway):
     services, rec, vocab = railway
-    shopper = make_shopper(services.catalog.by_id["m0"], vocab, services.matcher, order=("department",))
+    state = rec.new_state()
+    cards = lambda text: [r.item.id for r in rec.run_turn(state, text).recommendations]  # noqa: E731
+    assert cards("Hi! I'm looking for something in hobbies.") == [DECOY]
+    assert cards("Something for model railways please.") == [DECOY]  # shown before: only demoted, not removed
+    assert cards("Any other options?") == ["m0"]  # asked for others: past everything already shown
+    assert cards("Any other options?") != [DECOY]
+    shopper = make_shopper(services.catalog.by_id["m2"], vocab, services.matcher, order=("department",))
     out = converse(rec, shopper, turns=len(RAILWAY), feedback=False)
-    assert [turn[0] for turn in out.shown].count(DECOY) >= 2  # only demoted, not removed
+    shown = [turn[0] for turn in out.shown]  # the shopper asks for other options after its first line
+    assert shown[0] == DECOY and len(shown) == len(set(shown)) and shown[-1] == "m2"
     assert all(r == [] for r in out.rejected)
     assert services.store.feedback_rows() == []
 

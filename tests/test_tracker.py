@@ -268,3 +268,21 @@ def test_the_age_of_whoever_it_is_for(tmp_path, text, age):
     assert stated_age(text) == age
     state = _observe(_tracker(tmp_path, SMALL_CATALOG), text)
     assert state.prefs.age == age
+
+
+@pytest.mark.parametrize("text, more", [
+    ("Anything else you recommend?", True),
+    ("any others?", True),
+    ("I've seen those already, anything else?", True),
+    ("Do you have anymore suggestions?", True),
+    ("Could you show me some other options?", True),
+    ("I like it more than the first one", False),
+    ("no more horror please", False),
+    ("something scary", False),
+])
+def test_asking_for_other_suggestions_is_read_per_message(tmp_path, text, more):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, text)
+    assert state.wants_more is more
+    tracker.observe(state, Message("user", "a comedy"))
+    assert state.wants_more is False  # about the latest message only
