@@ -139,6 +139,9 @@ _REF_PATTERNS = (  # (sentiment, pattern), first match wins
     (1, re.compile(rf"\b{_REF} (?:was|were)(?: so| really| pretty)? (?:{_GOOD})\b", re.I)),
     (0, re.compile(rf"\b(?:i'?ve|i have|we'?ve|we have|i|we|already)(?: already| both)? (?:seen|watched|saw)\s+"
                    rf"{_REF}\b(?! yet)", re.I)),
+    # owned, not watched: "he already has the first one", "we've got that", "I bought them both"
+    (0, re.compile(rf"\b(?:i|we|he|she|they|i'?ve|we'?ve|he'?s|she'?s|they'?ve|already)(?: already| both| also)? "
+                   rf"(?:have|has|own|owns|got|bought)(?: got)?(?: already)?\s+{_REF}\b{_ABOUT_ITEM}", re.I)),
 )
 
 
@@ -181,8 +184,8 @@ class Tracker:
             elif (mention_interest(text, match.start, match.end, [(m.start, m.end) for m in matches])
                   and match.item_id not in state.asked):
                 state.asked.append(match.item_id)
-        if not matches:
-            self._update_referenced(state, text)
+        if not matches and self._update_referenced(state, text):
+            state.wants_more = True  # "he already has the first one": the others, not the same list again
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
             # not what the user already said they liked: "like Transporter 3" then "I have not watched
             # that" after "Transporter 3 was intense! How about Rogue Nation?" asks about Rogue Nation
@@ -196,13 +199,14 @@ class Tracker:
             others = [i for i in state.last_shown if i not in named and i not in state.rejected]
             state.asked = others or state.asked
 
-    def _update_referenced(self, state: DialogueState, text: str) -> None:
+    def _update_referenced(self, state: DialogueState, text: str) -> bool:
         """A dislike of the items the assistant just suggested, referred to rather than named,
         rejects them (never shown again, neighbours demoted); a like or "seen it" marks them as had
-        (not recommended back; a like also makes them seeds). See ``referenced``."""
+        (not recommended back; a like also makes them seeds). See ``referenced``. True when the
+        message reacts to some of them."""
         found = referenced(text, state.last_shown)
         if found is None:
-            return
+            return False
         sentiment, item_ids = found
         for item_id in item_ids:
             if sentiment < 0:
@@ -210,6 +214,7 @@ class Tracker:
                 state.mentioned[item_id] = -1
             else:
                 state.mentioned[item_id] = max(sentiment, state.mentioned.get(item_id, 0))
+        return bool(item_ids)
 
     def _update_budget(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs

@@ -214,6 +214,9 @@ def test_a_reply_naming_nothing_keeps_the_suggestions_a_follow_up_refers_to(tmp_
     (["The Shining (1980)"], "I loved Get Out, it was great", [], {"m5": 1}),  # "it" is the film named
     (["The Shining (1980)", "Get Out (2017)"], "She didnt care for them at all", ["m6", "m5"], {"m6": -1, "m5": -1}),
     (["The Shining (1980)"], "I wasn't a big fan of that one", ["m6"], {"m6": -1}),
+    (["The Shining (1980)", "Get Out (2017)"], "he already has the first one", [], {"m6": 0}),  # owned: had
+    (["The Shining (1980)", "Get Out (2017)"], "we've got them both", [], {"m6": 0, "m5": 0}),
+    (["The Shining (1980)"], "do you have it in blu-ray?", [], {}),  # a question, not owned
 ])
 def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested, reply, rejected, mentioned):
     tracker = _tracker(tmp_path, MOVIES)
@@ -221,6 +224,8 @@ def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested,
     tracker.observe(state, Message("assistant", "How about " + " or ".join(suggested) + "?"))
     tracker.observe(state, Message("user", reply))
     assert (state.rejected, state.mentioned) == (rejected, mentioned)
+    suggested_ids = {row["id"] for row in MOVIES if row["title"] in suggested}
+    assert state.wants_more is bool(suggested_ids & set(mentioned))  # reacted to the suggestions: others next
 
 def test_a_film_refused_by_its_title_is_rejected_not_excluded_as_a_word(tmp_path):
     frozen = {"id": "f1", "title": "Frozen (2013)", "category": "movie", "description": "Elsa's ice powers."}
