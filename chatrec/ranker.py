@@ -60,7 +60,7 @@ class RankWeights:
     rejected_threshold: float = 0.8  # cosine similarity from which an item counts as a near-duplicate
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
-    shown_more: float = 3.0  # and more when the user asks for others ("anything else?", "any others?")
+    shown_more: float = 10.0  # and below any unseen match when the user asks for others ("anything else?")
     age_outgrown: float = 0.5  # demotion of items recommended only for children younger than the one asked for
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
