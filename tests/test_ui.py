@@ -454,6 +454,9 @@ def _item(**kw):
      "£25.00, within your range; rated 4/5 from 2,000 reviews"),
     ({}, {"attributes": {"brand": "Brio"}}, "By Brio; a Trains pick close to what you described"),
     ({}, {"attributes": {}, "category": None}, "Close to what you described"),
+    ({"must_have": ["jim carrey", "dog"]}, {"title": "The Mask (1994)", "description": "A clerk, a mask and a dog.",
+                                            "category": "movie", "attributes": {"star": ["Jim Carrey", "Cameron Diaz"]}},
+     "With Jim Carrey; has dog"),  # a person as the catalog spells the name
 ])
 def test_explain_quotes_only_the_item_and_the_request(prefs, item, expected):
     from chatrec.explain import explain
