@@ -15,17 +15,11 @@ from .services import Services
 from .settings import Settings
 from .ui_insights import InsightsPanel
 from .ui_session import BUSY_TEXT, ChatController, ChatSession, View
-from .ui_view import CSS, banner_html, header_html, safe_markdown
+from .ui_view import CSS, Copy, banner_html, copy_for, header_html, safe_markdown
 
 UNDERSTOOD_HINT = ('<div class="empty-hint">Nothing yet. As you chat I list the category, budget, must-haves, '
                    'things to avoid, and the items you liked or turned down.</div>')
 CARDS_HINT = '<div class="empty-hint">Real catalog items appear here, each with the reason it was picked.</div>'
-EXAMPLES = [
-    "A wooden train set for my 3-year-old, under £40",
-    "Something with a remote control for a 10 year old, but no Lego",
-    "A 1000 piece jigsaw puzzle for my gran",
-    "A soft plush toy for a newborn, around £15",
-]
 
 
 def build_app(settings: Settings, services: Services) -> Any:
@@ -34,14 +28,15 @@ def build_app(settings: Settings, services: Services) -> Any:
 
     controller = ChatController(services)
     panel = InsightsPanel(services)
-    with gr.Blocks(title="chatrec · gift finder", analytics_enabled=False) as demo:
+    copy = copy_for(services.catalog)  # a shop's words, or a film finder's
+    with gr.Blocks(title=f"chatrec · {copy.name}", analytics_enabled=False) as demo:
         session = gr.State(lambda: controller.new_session())  # a function: called once per visitor
-        gr.HTML(header_html(len(services.catalog), services.model_name))
+        gr.HTML(header_html(len(services.catalog), services.model_name, copy))
         banner = banner_html(services.notices, services.backend is None)
         gr.HTML(banner, visible=bool(banner), elem_id="notice-banner")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                chat = _chat_tab(gr, settings, controller)
+                chat = _chat_tab(gr, settings, controller, copy)
             with gr.Tab("Insights", id="insights", elem_id="insights-tab") as insights_tab:
                 refresh, refresh_outputs = panel.build()
         insights_tab.select(refresh, outputs=refresh_outputs, concurrency_id="insights", concurrency_limit=2)
@@ -51,16 +46,15 @@ def build_app(settings: Settings, services: Services) -> Any:
     return demo
 
 
-def _chat_tab(gr, settings: Settings, controller: ChatController) -> dict[str, Any]:
+def _chat_tab(gr, settings: Settings, controller: ChatController, copy: Copy) -> dict[str, Any]:
     c: dict[str, Any] = {"cols": [], "cards": [], "ups": [], "downs": []}
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=420):
             c["chatbot"] = gr.Chatbot(
                 elem_id="chat", height=560, show_label=False, feedback_options=("Like", "Dislike"),
-                examples=[{"text": e} for e in EXAMPLES], buttons=["copy"],
-                placeholder="**Looking for a gift?** Describe who it's for, a budget, and anything to avoid.")
+                examples=[{"text": e} for e in copy.examples], buttons=["copy"], placeholder=copy.welcome)
             with gr.Row(equal_height=True):
-                c["box"] = gr.Textbox(placeholder="e.g. a wooden train set for a 3-year-old under £40",
+                c["box"] = gr.Textbox(placeholder=copy.placeholder,
                                       show_label=False, scale=8, elem_id="msg", autofocus=True, lines=1)
                 c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
             with gr.Row():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from typing import Iterable
 
 from .catalog import Catalog, Item
@@ -18,6 +19,7 @@ _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(((?:[^()\n]|\([^()\n]*\))*)\)")  # one 
 _LINK_DEF = re.compile(r"^[ \t]*\[[^\]\n]+\]:[ \t]*(\S+).*$", re.M)
 _OPEN = re.compile(r"\]\(\s*([^\s)]*)")
 _SAFE_SCHEMES = ("http://", "https://", "mailto:", "#")
+PLOT_CHARS = 160  # the start of a film's description on its card
 SOURCE_LABELS = {"span": "Picked by the assistant", "text": "Named in the reply", "ranker": "Top match",
                  "rerank": "Updated after your change"}
 
@@ -71,9 +73,44 @@ def stars(rating: float) -> str:
     return "★" * full + "☆" * (5 - full)
 
 
+def item_facts(item: Item) -> list[str]:
+    """Year, genres, director and stars of an item that has them (films, books): what a card shows
+    instead of a price and a rating the catalog never had."""
+    def names(*keys: str, n: int) -> list[str]:
+        for key in keys:
+            value = item.attributes.get(key)
+            values = value if isinstance(value, list) else [value] if value not in (None, "") else []
+            if values:
+                return [str(v) for v in values[:n]]
+        return []
+
+    facts = [str(item.year)] if item.year else []
+    if genres := names("genre", "genres", n=3):
+        facts.append(", ".join(genres))
+    if directors := names("director", "directors", n=2):
+        facts.append("dir. " + ", ".join(directors))
+    if cast := names("star", "stars", "cast", "actors", n=2):
+        facts.append(", ".join(cast))
+    return facts
+
+
+def _is_product(item: Item) -> bool:
+    """A shop item (a price, a brand or ratings, or nothing else to show) rather than a film or a book."""
+    return (item.price is not None or item.brand is not None
+            or any(k in item.attributes for k in ("rating", "review_count")) or not item_facts(item))
+
+
 def card_html(item: Item, rank: int, reason: str, source: str, verdict: int = 0) -> str:
-    """One recommendation card; every catalog field is escaped."""
+    """One recommendation card; every catalog field is escaped. Products show price, brand,
+    category and rating; items with none of these but a year, genres or credits show those and the
+    start of their description."""
     e = html.escape
+    if not _is_product(item):
+        plot = item.description if len(item.description) <= PLOT_CHARS else \
+            item.description[:PLOT_CHARS].rsplit(" ", 1)[0] + "…"
+        meta = [f'<span class="rec-facts">{e(f)}</span>' for f in item_facts(item)]
+        return _card(item, rank, reason, source, verdict, meta, "<div></div>",
+                     f'<div class="rec-plot">{e(plot)}</div>' if plot else "")
     meta = [f'<span class="rec-price">{e(price_text(item.price))}</span>']
     if item.brand:
         meta.append(f'<span class="rec-brand">{e(item.brand)}</span>')
@@ -86,14 +123,20 @@ def card_html(item: Item, rank: int, reason: str, source: str, verdict: int = 0)
                   f'{item.rating:.1f}{e(reviews)}</div>')
     else:
         rating = '<div class="rec-rating rec-muted">No ratings yet</div>'
+    return _card(item, rank, reason, source, verdict, meta, rating)
+
+
+def _card(item: Item, rank: int, reason: str, source: str, verdict: int, meta: list[str], line: str,
+          plot: str = "") -> str:
+    e = html.escape
     badge = {1: '<span class="rec-verdict up">You liked this</span>',
              -1: '<span class="rec-verdict down">Hidden from now on</span>'}.get(verdict, "")
     return (f'<div class="rec-card{" rec-rejected" if verdict < 0 else ""}" data-item-id="{e(item.id)}">'
             f'<div class="rec-rank">{rank}</div><div class="rec-body">'
             f'<div class="rec-title">{e(item.title)}</div>'
             f'<div class="rec-meta">{" · ".join(meta)}</div>'
-            f'<div class="rec-line">{rating}<span class="rec-source">{e(SOURCE_LABELS.get(source, source))}</span>'
-            f'</div><div class="rec-reason">{e(reason)}</div>{badge}</div></div>')
+            f'<div class="rec-line">{line}<span class="rec-source">{e(SOURCE_LABELS.get(source, source))}</span>'
+            f'</div>{plot}<div class="rec-reason">{e(reason)}</div>{badge}</div></div>')
 
 
 def understood_choices(state: DialogueState, catalog: Catalog) -> list[tuple[str, str]]:
@@ -154,13 +197,45 @@ def _title(catalog: Catalog, item_id: str) -> str:
     return item.title if item else item_id
 
 
-def header_html(n_items: int, model_name: str) -> str:
+@dataclass(frozen=True)
+class Copy:
+    """The words of the page for one kind of catalog: a shop's products or films (books, shows)."""
+    logo: str
+    name: str
+    tagline: str
+    welcome: str
+    placeholder: str
+    examples: tuple[str, ...]
+
+
+SHOP_COPY = Copy("🧸", "gift finder", "Tell me who it's for, your budget and what to avoid.",
+                 "**Looking for a gift?** Describe who it's for, a budget, and anything to avoid.",
+                 "e.g. a wooden train set for a 3-year-old under £40",
+                 ("A wooden train set for my 3-year-old, under £40",
+                  "Something with a remote control for a 10 year old, but no Lego",
+                  "A 1000 piece jigsaw puzzle for my gran", "A soft plush toy for a newborn, around £15"))
+FILM_COPY = Copy("🎬", "film finder", "Tell me what you loved, what you have seen and what to avoid.",
+                 "**Looking for something to watch?** Name films you loved, a genre or an era, and anything to avoid.",
+                 "e.g. a funny 90s comedy like Groundhog Day",
+                 ("A funny 90s comedy like Groundhog Day", "I loved Get Out, something scary but nothing too old",
+                  "An animated film for my 6 year old", "A thriller with a twist, not horror"))
+
+
+def copy_for(catalog: Catalog) -> Copy:
+    """Film words when most items are films (a year, genres or credits, and no price or brand)."""
+    sample = catalog.items[:: max(1, len(catalog) // 500)]
+    films = sum(not _is_product(item) for item in sample)
+    return FILM_COPY if sample and films > len(sample) / 2 else SHOP_COPY
+
+
+def header_html(n_items: int, model_name: str, copy: Copy = SHOP_COPY) -> str:
+    e = html.escape
     mode = "no language model" if model_name == "none" else f"model: {model_name}"
-    return ('<div class="app-header"><div class="app-logo">🧸</div><div>'
-            '<div class="app-title">chatrec <span class="app-sub">gift finder</span></div>'
-            '<div class="app-tagline">Tell me who it\'s for, your budget and what to avoid. '
+    return (f'<div class="app-header"><div class="app-logo">{copy.logo}</div><div>'
+            f'<div class="app-title">chatrec <span class="app-sub">{e(copy.name)}</span></div>'
+            f'<div class="app-tagline">{e(copy.tagline)} '
             'Every suggestion is a real catalog item.</div></div>'
-            f'<div class="app-pill">{n_items:,} items · {html.escape(mode)}</div></div>')
+            f'<div class="app-pill">{n_items:,} items · {e(mode)}</div></div>')
 
 
 def banner_html(notices: Iterable[str], no_lm: bool) -> str:
@@ -208,6 +283,7 @@ CSS = """
 .rec-reason { font-size: 12.5px; margin-top: 6px; padding: 6px 8px; border-radius: 8px;
   background: var(--background-fill-secondary); }
 .rec-line { display: flex; justify-content: space-between; align-items: center; gap: 8px; }
+.rec-plot { font-size: 12.5px; color: var(--body-text-color-subdued); margin-top: 4px; }
 .rec-source { color: var(--body-text-color-subdued); text-transform: uppercase; letter-spacing: .04em;
   font-size: 10.5px; white-space: nowrap; }
 .rec-verdict { display: inline-block; margin-top: 6px; padding: 1px 8px; border-radius: 999px; font-weight: 600;

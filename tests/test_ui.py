@@ -2,6 +2,8 @@
 constraint removal, undo/retry, errors as toasts, escaping, and the Insights numbers."""
 from __future__ import annotations
 
+import re
+
 from datetime import datetime
 
 import pandas as pd
@@ -291,6 +293,23 @@ def test_user_text_and_catalog_fields_are_escaped(make_services, tmp_path, fake)
     assert "&lt;script&gt;alert(&#x27;t&#x27;)&lt;/script&gt; Train" in html
 
 
+def test_a_film_card_shows_its_year_genres_credits_and_plot_not_a_missing_price():
+    from chatrec.catalog import Item
+
+    film = Item("f1", "The Babadook (2014)", "A single mother and her son <b>fall</b> into a deep well of paranoia " * 4,
+                "movie", attributes={"genre": ["horror", "mystery"], "director": ["Jennifer Kent"],
+                                     "star": ["Essie Davis", "Noah Wiseman", "Daniel Henshall"], "year": 2014})
+    html = card_html(film, 1, "why", "ranker")
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "2014 · horror, mystery · dir. Jennifer Kent · Essie Davis, Noah Wiseman" in text
+    assert "Daniel Henshall" not in text and "Price not listed" not in text and "No ratings yet" not in text
+    plot = re.search(r'<div class="rec-plot">(.*?)</div>', html).group(1)
+    assert plot.startswith("A single mother and her son &lt;b&gt;fall&lt;/b&gt;") and plot.endswith("…")
+    assert len(re.sub(r"&[a-z]+;", "x", plot)) <= 161
+    toy = Item("t1", "Wooden Train", "A train.", "Trains", None, attributes={"brand": "Brio"})
+    assert "Price not listed" in card_html(toy, 1, "", "ranker")  # a product keeps its price line
+
+
 def test_banner_says_no_lm_mode_and_escapes_notices():
     assert "Running without a language model" in banner_html([], no_lm=True)
     assert banner_html([], no_lm=False) == ""
@@ -497,3 +516,15 @@ def test_startup_page_serves_progress_then_frees_the_port():
     with socket.socket() as s:  # what Gradio does next: bind the same port
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_the_page_speaks_of_films_for_a_film_catalog_and_of_gifts_for_a_shop(tmp_path):
+    from chatrec.catalog import load_catalog
+    from chatrec.ui_view import FILM_COPY, SHOP_COPY, copy_for, header_html
+
+    films = [{"id": f"f{i}", "title": f"Film {i} (199{i})", "description": "A story.",
+              "attributes": {"genre": ["comedy"], "year": 1990 + i}} for i in range(6)]
+    assert copy_for(load_catalog(write_jsonl(tmp_path / "films.jsonl", films))) is FILM_COPY
+    assert copy_for(load_catalog(write_jsonl(tmp_path / "shop.jsonl", SMALL_CATALOG))) is SHOP_COPY
+    assert "film finder" in header_html(6, "none", FILM_COPY) and "🎬" in header_html(6, "none", FILM_COPY)
+    assert "gift finder" in header_html(6, "none")
