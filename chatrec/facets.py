@@ -20,7 +20,7 @@ Everything is one small dense or sparse matrix product per turn (microseconds to
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -86,6 +86,7 @@ class Facets:
                     p_cols.append(people.setdefault(value.lower(), len(people)))
         self.genre_names = list(genres)
         self._person_names = list(people)
+        self._person_columns = people  # name -> column
         self._names_by_first: dict[str, list[tuple[str, int]]] = {}
         for name, col in people.items():
             words = _words(name)
@@ -194,10 +195,17 @@ class Facets:
                         found[col] = decay ** age
         return found
 
-    def named_credit_scores(self, texts: Sequence[str], decay: float = 0.5) -> np.ndarray:
-        """Per item: the weight of the most recent person named in ``texts`` it credits, in [0, 1]."""
+    def person_name(self, col: int) -> str:
+        """A credited person's name, lower-cased ("jim carrey")."""
+        return self._person_names[col]
+
+    def person_column(self, name: str) -> int | None:
+        return self._person_columns.get(name)
+
+    def named_credit_scores(self, named: Mapping[int, float]) -> np.ndarray:
+        """Per item: the weight of the most recent person named (``named_people``) it credits, in [0, 1]."""
         out = np.zeros(self.n_items, dtype=np.float32)
-        for col, weight in self.named_people(texts, decay).items():
+        for col, weight in named.items():
             rows = self._credits_csc.indices[self._credits_csc.indptr[col]:self._credits_csc.indptr[col + 1]]
             out[rows] = np.maximum(out[rows], weight)
         return out

@@ -203,22 +203,20 @@ class Ranker:
             out["requests"] = w.requests * prior.similar_requests(query, w.requests_k)
         if query is not None and learned and w.request_profile:
             out["request_profile"] = w.request_profile * prior.request_profiles(query)
-        # turns that only react ("I hated the first one", "anything else?") do not age the wishes before them
-        wishes = [t for t in state.user_texts() if content_words(t) or wanted_era([t], self._newest_year)]
         if w.era and self._years.any():
-            era = wanted_era(wishes, self._newest_year, w.turn_decay)
+            era = self._era(state, w.turn_decay)
             if era is not None:
                 (lo, hi), strength, kind = era
                 weight = w.era if kind == "old" else w.era_asked  # "old" is a hint: "my old favourite"
                 out["era"] = weight * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
         if w.genre and self.facets.has_genres:
-            wanted = self.facets.wanted_genres(wishes, w.turn_decay)
+            wanted = self._genres(state, w.turn_decay)
             if wanted.any():
                 out["genre"] = w.genre * self.facets.genre_scores(wanted)
                 if w.audience and (unsuited := self.facets.audience_scores(wanted)) is not None:
                     out["audience"] = -w.audience * unsuited
         if w.named_credits and self.facets.has_credits:
-            named = self.facets.named_credit_scores(wishes, w.turn_decay)
+            named = self.facets.named_credit_scores(self._people(state, w.turn_decay))
             if named.any():
                 out["named_credits"] = w.named_credits * named
         texts = informative_texts(state)
@@ -226,6 +224,54 @@ class Ranker:
             lex = self.lexical.scores(" ".join(texts[-3:]))
             if lex.max() > 0:
                 out["lexical"] = w.lexical * lex / lex.max()
+        return out
+
+    # -- wishes in words: an era, genres, people. Each can be unticked in the UI ("What I understood"):
+    # ``state.dropped[key]`` is the number of user turns then, and only later turns can bring it back.
+    def _wishes(self, state: DialogueState, key: str = "") -> list[str]:
+        """The user's turns since ``key`` was dropped that say something (turns that only react, "I
+        hated the first one", "anything else?", do not age the wishes before them), oldest first."""
+        texts = state.user_texts()[state.dropped.get(key, 0):] if key else state.user_texts()
+        return [t for t in texts if content_words(t) or wanted_era([t], self._newest_year)]
+
+    def _era(self, state: DialogueState, decay: float) -> tuple[tuple[int, int], float, str] | None:
+        return wanted_era(self._wishes(state, "era"), self._newest_year, decay)
+
+    def _genres(self, state: DialogueState, decay: float) -> np.ndarray:
+        wanted = self.facets.wanted_genres(self._wishes(state), decay)
+        for key in state.dropped:
+            if key.startswith("genre:") and (name := key[6:]) in self.facets.genre_names:
+                g = self.facets.genre_names.index(name)
+                wanted[g] = self.facets.wanted_genres(self._wishes(state, key), decay)[g]
+        return wanted
+
+    def _people(self, state: DialogueState, decay: float) -> dict[int, float]:
+        named = self.facets.named_people(self._wishes(state), decay)
+        for key in state.dropped:
+            if key.startswith("person:") and (col := self.facets.person_column(key[7:])) is not None:
+                again = self.facets.named_people(self._wishes(state, key), decay)
+                named.pop(col, None)
+                if col in again:
+                    named[col] = again[col]
+        return named
+
+    def understood(self, state: DialogueState) -> list[tuple[str, str]]:
+        """(label, key) of the wishes in words the ranking follows now: an era ("Era: the 1990s"),
+        genres asked for ("Genre: comedy") and people named ("With: Jim Carrey")."""
+        out: list[tuple[str, str]] = []
+        if self._years.any() and (era := self._era(state, self.weights.turn_decay)) is not None:
+            (lo, hi), _, kind = era
+            label = {"decade": f"the {lo}s", "old": f"before {hi + 1}", "new": "new releases",
+                     "not old": f"{lo} or later"}[kind]
+            out.append((f"Era: {label}", "era"))
+        if self.facets.has_genres:
+            wanted = self._genres(state, self.weights.turn_decay)
+            out += [(f"Genre: {self.facets.genre_names[g]}", f"genre:{self.facets.genre_names[g]}")
+                    for g in np.flatnonzero(wanted > 0)]
+        if self.facets.has_credits:
+            for col in self._people(state, self.weights.turn_decay):
+                name = self.facets.person_name(col)
+                out.append((f"With: {name.title()}", f"person:{name}"))
         return out
 
     def _seed_signals(self, state: DialogueState, w: RankWeights) -> dict[str, np.ndarray]:

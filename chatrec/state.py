@@ -69,6 +69,7 @@ class DialogueState:
     last_shown: list[str] = field(default_factory=list)  # item ids the latest assistant message suggested
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
     wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
+    dropped: dict[str, int] = field(default_factory=dict)  # wish unticked ("era", "genre:comedy") -> user turns then
     turn_ids: list[int | None] = field(default_factory=list)  # store id of each assistant message
 
     @property

@@ -108,8 +108,7 @@ class ChatController:
         cards = [card_html(self.services.catalog.by_id[c.item_id], n + 1, c.reason, c.source,
                            verdicts.get(c.item_id, 0)) for n, c in enumerate(session.cards[:self.slots])]
         cards += [""] * (self.slots - len(cards))
-        return View(chat_messages(state, session.displays), cards, understood_choices(state, self.services.catalog),
-                    status, toast, **extra)
+        return View(chat_messages(state, session.displays), cards, self._understood(state), status, toast, **extra)
 
     # -- turns -----------------------------------------------------------------------------
     def send(self, session: ChatSession, text: str) -> Iterator[View]:
@@ -225,7 +224,7 @@ class ChatController:
     # -- constraints -----------------------------------------------------------------------
     def keep_constraints(self, session: ChatSession, keep: list[str]) -> View:
         """Remove every constraint not in ``keep`` and re-rank the cards right away."""
-        current = [key for _, key in understood_choices(session.state, self.services.catalog)]
+        current = [key for _, key in self._understood(session.state)]
         removed = remove_keys(session.state, [k for k in current if k not in set(keep or [])])
         if not removed:
             return self.view(session)
@@ -234,6 +233,10 @@ class ChatController:
             self._rerank(session)
         return self.view(session, status=f"Removed {labels}. Recommendations updated.",
                          toast=("info", f"Removed {labels}."))
+
+    def _understood(self, state: DialogueState) -> list[tuple[str, str]]:
+        """The "What I understood" choices: the state's constraints and the wishes the ranking follows."""
+        return understood_choices(state, self.services.catalog, self.services.ranker.understood(state))
 
     def _rerank(self, session: ChatSession) -> None:
         state = session.state

@@ -139,9 +139,13 @@ def _card(item: Item, rank: int, reason: str, source: str, verdict: int, meta: l
             f'</div>{plot}<div class="rec-reason">{e(reason)}</div>{badge}</div></div>')
 
 
-def understood_choices(state: DialogueState, catalog: Catalog) -> list[tuple[str, str]]:
-    """(label, key) for every constraint and rating the state holds; keys feed :func:`remove_keys`."""
+def understood_choices(state: DialogueState, catalog: Catalog,
+                       wishes: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """(label, key) for every constraint and rating the state holds, and the ``wishes`` in words the
+    ranking follows (``Ranker.understood``: an era, genres, people); keys feed :func:`remove_keys`."""
     p = state.prefs
+    wishes = list(wishes)
+    people = {key.partition(":")[2] for _, key in wishes if key.startswith("person:")}
     out: list[tuple[str, str]] = []
     if p.category:
         out.append((f"Category: {p.category}", "category"))
@@ -149,7 +153,9 @@ def understood_choices(state: DialogueState, catalog: Catalog) -> list[tuple[str
         out.append((f"Budget: {p.budget_text()}", "budget"))
     if p.age_text():
         out.append((f"For: {p.age_text()}", "age"))
-    out += [(f"Must have: {t}", f"must:{t}") for t in p.must_have]
+    out += wishes
+    # "with Jim Carrey" is a person named, shown once (as "With: Jim Carrey"), not also as a must-have
+    out += [(f"Must have: {t}", f"must:{t}") for t in p.must_have if t.lower() not in people]
     out += [(f"Avoid: {t}", f"exclude:{t}") for t in p.exclude]
     liked = list(state.liked) + [i for i, v in state.mentioned.items() if v > 0 and i not in state.liked]
     out += [(f"👍 {_title(catalog, i)}", f"liked:{i}") for i in liked]
@@ -173,6 +179,10 @@ def remove_keys(state: DialogueState, keys: Iterable[str]) -> list[str]:
             p.must_have.remove(value)
         elif kind == "exclude" and value in p.exclude:
             p.exclude.remove(value)
+        elif kind in ("era", "genre", "person"):  # wishes in words: only later turns bring them back
+            state.dropped[key] = state.n_turns
+            if kind == "person":
+                p.must_have[:] = [t for t in p.must_have if t.lower() != value]
         elif kind == "liked":
             _drop(state.liked, value)
             if state.mentioned.get(value, 0) > 0:

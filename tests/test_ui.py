@@ -146,6 +146,35 @@ def test_the_age_stated_is_shown_and_can_be_unticked(ui):
     assert session.state.prefs.age is None and view.status == "Removed age. Recommendations updated."
 
 
+FILMS = [{"id": f"f{i}", "title": title, "description": plot, "category": "movie",
+          "attributes": {"genre": genres, "star": stars, "year": year}}
+         for i, (title, plot, genres, stars, year) in enumerate([
+             ("Liar Liar (1997)", "A lawyer cannot lie for a day.", ["comedy"], ["Jim Carrey"], 1997),
+             ("Yes Man (2008)", "A man says yes to everything.", ["comedy"], ["Jim Carrey"], 2008),
+             ("Groundhog Day (1993)", "A weatherman relives one day.", ["comedy"], ["Bill Murray"], 1993),
+             ("Se7en (1995)", "Two detectives hunt a killer.", ["crime", "thriller"], ["Brad Pitt"], 1995),
+             ("Up (2009)", "An old man flies his house away.", ["animation"], ["Ed Asner"], 2009)])]
+
+
+def test_the_era_genres_and_people_asked_for_are_shown_and_can_be_unticked(make_services, tmp_path):
+    ui = ChatController(make_services(write_jsonl(tmp_path / "films.jsonl", FILMS)))
+    session = ui.new_session()
+    view = finish(ui, session, "a comedy from the 90s with Jim Carrey")[-1]
+    assert [c for c in view.choices if c[1] in ("era", "genre:comedy", "person:jim carrey")] == [
+        ("Era: the 1990s", "era"), ("Genre: comedy", "genre:comedy"), ("With: Jim Carrey", "person:jim carrey")]
+    assert not any(k.startswith("must:") for _, k in view.choices)  # the person, not also a must-have
+    assert card_ids(session)[0] == "f0"  # the 90s Jim Carrey comedy
+    view = ui.keep_constraints(session, [k for _, k in view.choices if k != "era"])
+    assert "era" not in [k for _, k in view.choices] and "Removed era" in view.status
+    view = finish(ui, session, "any others?")[-1]
+    assert "era" not in [k for _, k in view.choices]  # unticked stays unticked
+    assert card_ids(session)[0] == "f1"  # the 2008 Jim Carrey comedy is no longer held back
+    view = ui.keep_constraints(session, [k for _, k in view.choices if k != "person:jim carrey"])
+    assert "person:jim carrey" not in [k for _, k in view.choices] and session.state.prefs.must_have == []
+    view = finish(ui, session, "something from the 80s or 90s, maybe with Bill Murray")[-1]
+    assert ("With: Bill Murray", "person:bill murray") in view.choices and "era" in [k for _, k in view.choices]
+
+
 def test_unticking_nothing_changes_nothing(ui):
     session = ui.new_session()
     view = finish(ui, session, "a train under £15")[-1]
