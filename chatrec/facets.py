@@ -64,6 +64,9 @@ AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")
 # "not a horror fan", "nothing scary", "I don't like comedies": a negation shortly before the word.
 _NEG_BEFORE = re.compile(r"\b(?:no|not|without|hate|hates|don'?t|do not|dislike|isn'?t|aren'?t|never|"
                          r"nothing|avoid|except)\b[^.!?,;]{0,25}$", re.I)
+# "nothing too scary", "not overly silly", "not that scary": a matter of degree, neither an ask for the
+# genre nor a refusal ("very funny" is an ask).
+_DEGREE_BEFORE = re.compile(r"\b(?:too|overly|(?:not|nothing|isn'?t|wasn'?t) (?:that|so|very))\s+$", re.I)
 
 
 class Facets:
@@ -128,7 +131,7 @@ class Facets:
             spoke = False
             for g, rx in enumerate(self._genre_words.values()):
                 signs = {-1.0 if _NEG_BEFORE.search(text[max(0, m.start() - 40):m.start()]) else 1.0
-                         for m in rx.finditer(text)}
+                         for m in rx.finditer(text) if not _DEGREE_BEFORE.search(text[max(0, m.start() - 16):m.start()])}
                 sign = max(signs, default=0.0)  # "something scary, nothing with zombies": still horror
                 spoke = spoke or bool(sign)
                 if sign and g not in done:

@@ -55,6 +55,10 @@ def test_genre_words_and_negation(tmp_path):
     refined = dict(zip(facets.genre_names, facets.wanted_genres(["something scary, nothing with zombies",
                                                                  "I loved Night Shift", "from the 80s maybe?"])))
     assert refined["horror"] == 1.0  # turns about other things do not age it; "no zombies" is no "no horror"
+    degree = dict(zip(facets.genre_names, facets.wanted_genres(["a comedy please", "any others? nothing too silly"])))
+    assert degree["comedy"] == 1.0  # "nothing too silly" moderates the comedy asked for; it refuses nothing
+    for text, horror in (("not too scary", 0.0), ("not that scary", 0.0), ("something very scary", 1.0)):
+        assert dict(zip(facets.genre_names, facets.wanted_genres([text])))["horror"] == horror
 
 
 def test_asked_genre_leads_and_ruled_out_genre_sinks(tmp_path):
