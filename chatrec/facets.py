@@ -185,8 +185,11 @@ class Facets:
         return out / top if top > 0 else out
 
     def named_people(self, texts: Sequence[str], decay: float = 0.5) -> dict[int, float]:
-        """Credited people whose full name appears in the user's turns (oldest first): column -> weight."""
+        """Credited people whose full name appears in the user's turns (oldest first): column -> weight.
+        A name after a negation ("not a fan of Will Ferrell") is no wish for their films (the
+        tracker refuses it), and the latest turn that names someone decides."""
         found: dict[int, float] = {}
+        refused: set[int] = set()
         if not self._names_by_first:
             return found
         for age, text in enumerate(reversed(texts)):
@@ -194,7 +197,12 @@ class Facets:
             padded = " " + " ".join(words) + " "
             for first in set(words):
                 for name, col in self._names_by_first.get(first, ()):
-                    if col not in found and f" {name} " in padded:
+                    if col in found or col in refused or f" {name} " not in padded:
+                        continue
+                    at = re.search(r"\b" + r"\W+".join(map(re.escape, name.split())) + r"\b", text, re.I)
+                    if at and _NEG_BEFORE.search(text[max(0, at.start() - 40):at.start()]):
+                        refused.add(col)
+                    else:
                         found[col] = decay ** age
         return found
 

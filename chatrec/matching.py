@@ -368,6 +368,10 @@ class TitleMatcher:
                         genres.add(" ".join(names))
         return frozenset(genres | {first for first, full in people.items() if len(full) >= 8})
 
+    def is_person(self, name: str) -> bool:
+        """Whether ``name`` (normalised, two words or more) is the full name of someone the catalog credits."""
+        return len(name.split()) > 1 and name in self._people
+
     @cached_property
     def _people(self) -> frozenset[str]:
         """The full names (normalised) of the people the catalog credits ("emma stone")."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .catalog import Catalog
 from .matching import COMMON_WORDS, TitleMatcher, normalize
@@ -246,19 +246,18 @@ class Tracker:
             refused.append(m.span())
             if any(lo <= m.start("term") < hi for lo, hi in titles):
                 continue
-            term = _clean_term(m.group("term"))
+            term = _clean_term(m.group("term"), self.matcher.is_person)
             if term and m.group("article") and (not any(_stem(w) in self._kinds for w in term.split())
                                                 or _SELF.search(text, 0, m.start())):
                 continue  # "not a puzzle" refuses a kind of product; "I'm not a kid", "not a lot of" nothing
-            if term and term not in prefs.exclude:
+            if term and not _has(prefs.exclude, term):
                 prefs.exclude.append(term)
-                if term in prefs.must_have:
-                    prefs.must_have.remove(term)
+                prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term.lower()]
         for m in _MUST.finditer(text):
             if any(lo <= m.start() < hi for lo, hi in refused):
                 continue  # "nothing with zombies" refuses zombies
-            term = _clean_term(m.group(1))
-            if term and term not in prefs.must_have and term not in prefs.exclude:
+            term = _clean_term(m.group(1), self.matcher.is_person)
+            if term and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
                 prefs.must_have.append(term)
 
     def detect_category(self, text: str) -> str | None:
@@ -397,7 +396,15 @@ def _stem(word: str) -> str:
     return word
 
 
-def _clean_term(raw: str) -> str | None:
+def _has(terms: list[str], term: str) -> bool:
+    return term.lower() in (t.lower() for t in terms)
+
+
+def _clean_term(raw: str, is_person: Callable[[str], bool] = lambda name: False) -> str | None:
+    """The words of a must-have or an exclusion, filler trimmed; None when nothing is left. A credited
+    person's name is kept whole and as written, even one that starts like a plain word ("Will Ferrell")."""
+    if is_person(normalize(raw)):
+        return " ".join(raw.split())
     words = [w for w in normalize(raw).split()]
     while words and words[-1] in _NOT_TARGETS:
         words.pop()

@@ -98,6 +98,23 @@ def test_person_named_in_words(tmp_path):
     assert ranker.facets.named_people(["Tom Hankson is great"]) == {}  # whole names only
 
 
+def test_a_person_refused_is_no_wish_and_their_films_are_filtered(tmp_path):
+    """"Not a fan of Will Ferrell" once lifted every Will Ferrell film: the name counted as a wish and
+    "will" (a plain word) made the tracker drop the refusal."""
+    rows = FILMS + [{"id": "w1", "title": "Elf Night (2003)", "description": "a story",
+                     "attributes": {"genre": ["comedy"], "star": ["Will Ferrell"], "year": 2003}}]
+    ranker, tracker = _pipeline(tmp_path, rows)
+    people = ranker.facets.named_people
+    assert people(["something with Will Ferrell"]) == {ranker.facets.person_column("will ferrell"): 1.0}
+    assert people(["I'm not a fan of Will Ferrell"]) == {}
+    assert people(["I love Will Ferrell", "actually I'm not a fan of Will Ferrell"]) == {}  # the latest decides
+    state, (total, signals) = _ranked(ranker, tracker, "a comedy, not a fan of Will Ferrell")
+    assert state.prefs.exclude == ["Will Ferrell"] and "named_credits" not in signals
+    assert "w1" not in [r.item.id for r in ranker.top(total, signals, k=len(rows))]
+    state, _ = _ranked(ranker, tracker, "a comedy with Will Ferrell")
+    assert state.prefs.must_have == ["Will Ferrell"]
+
+
 def test_catalog_without_facets_is_untouched(tmp_path):
     ranker, tracker = _pipeline(tmp_path, SMALL_CATALOG, weights=RankWeights())
     assert not ranker.facets.has_genres and not ranker.facets.has_credits
