@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
-FACETS = ("genre", "seed_genre", "credits", "named_credits", "era")
+FACETS = ("genre", "genre_asked", "audience", "seed_genre", "credits", "named_credits", "era")
 SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests", "comention", "request_profile")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [

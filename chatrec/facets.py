@@ -64,6 +64,10 @@ AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")
 # "not a horror fan", "nothing scary", "I don't like comedies": a negation shortly before the word.
 _NEG_BEFORE = re.compile(r"\b(?:no|not|without|hate|hates|don'?t|do not|dislike|isn'?t|aren'?t|never|"
                          r"nothing|avoid|except)\b[^.!?,;]{0,25}$", re.I)
+# Asking for a genre rather than stating a taste: "any good documentaries?", "looking for a scary one".
+_ASK_BEFORE = re.compile(r"(?:\bany(?:thing)?|\blooking for|\brecommend(?: me)?|\bsuggest(?: me)?|\bwant(?:s| to watch| to see)?|"
+                         r"\bin the mood for|\bneed|\bsomething|\bsearching for|\bfind(?: me)?|\bgot any|\bknow (?:of )?any|"
+                         r"\bshow me|\bgive me)\s+(?:[\w'-]+\s+){0,3}$", re.I)
 # "nothing too scary", "not overly silly", "not that scary": a matter of degree, neither an ask for the
 # genre nor a refusal ("very funny" is an ask).
 _DEGREE_BEFORE = re.compile(r"\b(?:too|overly|(?:not|nothing|isn'?t|wasn'?t) (?:that|so|very))\s+$", re.I)
@@ -149,6 +153,29 @@ class Facets:
         if neg.any():
             out -= (self.genres @ neg > 0).astype(np.float32)
         return out
+
+    def asked_genres(self, texts: Sequence[str], wanted: np.ndarray) -> np.ndarray:
+        """The genres of ``wanted`` (``wanted_genres`` of ``texts``) that the latest turn naming them
+        asks for ("any good documentaries?", "I'm looking for a horror movie", "something funny"),
+        at their weight there; a taste ("I like comedies", "my wife loves romance") is not an ask."""
+        asked = np.zeros_like(wanted)
+        for g, rx in enumerate(self._genre_words.values()):
+            if wanted[g] <= 0:
+                continue
+            for text in reversed(texts):
+                starts = [m.start() for m in rx.finditer(text)]
+                if starts:
+                    if any(_ASK_BEFORE.search(text[max(0, i - 40):i]) and not _NEG_BEFORE.search(text[max(0, i - 40):i])
+                           for i in starts):
+                        asked[g] = wanted[g]
+                    break
+        return asked
+
+    def asked_genre_scores(self, asked: np.ndarray) -> np.ndarray:
+        """Per item: the weight of the strongest asked genre (``asked_genres``) it has, else 0."""
+        if not asked.any():
+            return np.zeros(self.n_items, dtype=np.float32)
+        return (self.genres * asked[None, :]).max(axis=1).astype(np.float32)
 
     def audience_scores(self, wanted: np.ndarray) -> np.ndarray | None:
         """1 for each item that has none of the genres made for the audience asked for ("something

@@ -48,6 +48,7 @@ class RankWeights:
     mentioned: float = 2.5  # content similarity to items the user named or liked
     collab: float = 0.7  # item-item CF (only with interactions)
     genre: float = 0.4  # genres the user asked for in words (catalogs with a genre attribute)
+    genre_asked: float = 0.6  # and more for a genre asked for ("any good documentaries?"), not a taste ("I like comedies")
     audience: float = 1.0  # asked for something for kids / the family: items of no family genre demoted
     seed_genre: float = 0.7  # genre profile of the named/liked items (catalogs with a genre attribute)
     credits: float = 1.5  # people shared with the named/liked items (catalogs with director/star/... attributes)
@@ -213,8 +214,13 @@ class Ranker:
             wanted = self._genres(state, w.turn_decay)
             if wanted.any():
                 out["genre"] = w.genre * self.facets.genre_scores(wanted)
-                if w.audience and (unsuited := self.facets.audience_scores(wanted)) is not None:
+                unsuited = self.facets.audience_scores(wanted)
+                if w.audience and unsuited is not None:
                     out["audience"] = -w.audience * unsuited
+                asked = self.facets.asked_genres(self._wishes(state), wanted)
+                if w.genre_asked and asked.any():  # "a comedy for my daughters": only comedies made for them
+                    suited = 1.0 if unsuited is None else (unsuited == 0).astype(np.float32)
+                    out["genre_asked"] = w.genre_asked * self.facets.asked_genre_scores(asked) * suited
         if w.named_credits and self.facets.has_credits:
             named = self.facets.named_credit_scores(self._people(state, w.turn_decay))
             if named.any():

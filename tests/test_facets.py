@@ -122,6 +122,24 @@ def test_catalog_without_facets_is_untouched(tmp_path):
     assert not {"genre", "seed_genre", "credits", "named_credits"} & set(signals)
 
 
+def test_a_genre_asked_for_outweighs_popularity_a_taste_does_not(tmp_path):
+    """"Any good documentaries?" is an ask: documentaries lead however popular other films are.
+    "I like comedies" is a taste, one reason among many (``genre`` only)."""
+    rows = FILMS + [{"id": "d1", "title": "Penguin March (2005)", "description": "a story",
+                     "attributes": {"genre": ["documentary"], "year": 2005}}]
+    ranker, tracker = _pipeline(tmp_path, rows, replace(ONLY_FACETS, popularity=RankWeights().popularity))
+    ranker.popularity = np.where(np.array([i.id == "c1" for i in ranker.catalog]), 1.0, 0.0).astype(np.float32)
+    facets = ranker.facets
+    asked = lambda *texts: {g for g, v in zip(facets.genre_names, facets.asked_genres(texts, facets.wanted_genres(texts))) if v > 0}  # noqa: E731
+    assert asked("any good documentaries?") == asked("I'm looking for a documentary") == {"documentary"}
+    assert asked("I like documentaries") == asked("not looking for a documentary") == set()
+    assert asked("something funny", "I like documentaries") == {"comedy"}  # each genre from its latest turn
+    _, (total, signals) = _ranked(ranker, tracker, "any good documentaries?")
+    assert ranker.top(total, signals, k=1)[0].item.id == "d1"
+    _, (total, signals) = _ranked(ranker, tracker, "I like documentaries")
+    assert ranker.top(total, signals, k=1)[0].item.id == "c1" and "genre_asked" not in signals
+
+
 def test_asked_for_the_kids_only_films_made_for_them_lead(tmp_path):
     """A comedy for the kids: the family comedy and the cartoon lead the adult comedy, however much
     more popular it is; without the kids, the adult comedy keeps its lead."""
