@@ -49,12 +49,13 @@ class Preferences:
     def budget_text(self, currency: str = "£") -> str | None:
         lo, hi = self.min_price, self.max_price
         if lo is not None and hi is not None:
-            return f"{currency}{lo:g}–{currency}{hi:g}"
+            return f"{currency}{_amount(lo)}–{currency}{_amount(hi)}"
         if hi is not None:
-            return f"under {currency}{hi:g}"
+            return f"under {currency}{_amount(hi)}"
         if lo is not None:
-            return f"over {currency}{lo:g}"
+            return f"over {currency}{_amount(lo)}"
         return None
+
 
 
 @dataclass
@@ -109,3 +110,8 @@ class DialogueState:
             "liked": list(self.liked) + [i for i, s in self.mentioned.items() if s > 0 and i not in self.liked],
             "rejected": list(self.rejected),
         }
+
+
+def _amount(value: float) -> str:
+    """40 -> "40", 7.2 -> "7.20", 12.5 -> "12.50"."""
+    return f"{value:g}" if value == int(value) else f"{value:.2f}"

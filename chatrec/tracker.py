@@ -28,11 +28,22 @@ _MIN = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|from)\s*({_
 _AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?)\s*((?:£|\$|€)){_NUM}", re.I)
 _BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
 _BUDGET_PHRASES = (_BETWEEN, _RANGE, _MAX, _MIN, _AROUND, _BARE_BUDGET)
+_SLANG_MONEY = {"fiver": "£5", "tenner": "£10"}
+_SLANG = re.compile(r"\b(?:an?\s+)?(fiver|tenner)s?\b", re.I)  # "under a tenner"
+# Cheaper than what was just shown, with no amount: "something cheaper?", "those are too expensive".
+_CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower[- ]priced|more affordable|"
+                      r"too (?:expensive|pricey|dear|much money))\b", re.I)
+
+
+def money_words(text: str) -> str:
+    """Slang amounts as amounts: "under a tenner" -> "under £10"."""
+    return _SLANG.sub(lambda m: _SLANG_MONEY[m.group(1).lower()], text)
 
 
 def without_budget(text: str) -> str:
     """The text minus its budget phrases: "a train set under £40" searches for "a train set", not for
     "40" (which would pull in a "40 piece set"); the budget itself is a price filter."""
+    text = _CHEAPER.sub(" ", money_words(text))
     for pattern in _BUDGET_PHRASES:
         text = pattern.sub(" ", text)
     return text
@@ -218,6 +229,16 @@ class Tracker:
 
     def _update_budget(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs
+        text = money_words(text)
+        if _CHEAPER.search(text) and not any(p.search(text) for p in _BUDGET_PHRASES):
+            # no amount: below the middle price of what was just shown ("something cheaper?")
+            prices = sorted(p for i in state.last_shown if (p := self._price(i)) is not None)
+            if prices:
+                cap = prices[(len(prices) - 1) // 2]
+                prefs.max_price = cap if prefs.max_price is None else min(prefs.max_price, cap)
+                if prefs.min_price is not None and prefs.min_price >= prefs.max_price:
+                    prefs.min_price = None
+            return
         if m := (_BETWEEN.search(text) or _RANGE.search(text)):
             lo, hi = sorted((_money(m.group(1)), _money(m.group(2))))
             prefs.min_price, prefs.max_price = lo, hi
@@ -235,6 +256,10 @@ class Tracker:
             prefs.max_price = _money(m.group(1))
         if prefs.min_price is not None and prefs.max_price is not None and prefs.min_price > prefs.max_price:
             prefs.min_price = None
+
+    def _price(self, item_id: str) -> float | None:
+        item = self.catalog.get(item_id)
+        return None if item is None else item.price
 
     def _update_terms(self, state: DialogueState, text: str, titles: list[tuple[int, int]] = ()) -> None:
         """Exclusions and must-haves; a refused item named by its title (``titles``: spans of the
@@ -261,15 +286,18 @@ class Tracker:
                 prefs.must_have.append(term)
 
     def detect_category(self, text: str) -> str | None:
-        words = {_stem(w) for w in normalize(text).split()}
-        best: tuple[float, str] | None = None
+        """The category whose name's words the text has most of (their share of the name), ties to the
+        category named first ("jigsaws & puzzles": Jigsaws, not 3-D Puzzles)."""
+        stems = [_stem(w) for w in normalize(text).split()]
+        first = {w: i for i, w in reversed(list(enumerate(stems)))}
+        best: tuple[float, int, str] | None = None
         for category, keys in self.category_words.items():
-            hits = len(words & keys)
+            hits = keys & first.keys()
             if hits:
-                score = hits / (len(keys) ** 0.5)
-                if best is None or score > best[0]:
-                    best = (score, category)
-        return best[1] if best else None
+                key = (len(hits) / (len(keys) ** 0.5), -min(first[w] for w in hits), category)
+                if best is None or key[:2] > best[:2]:
+                    best = key
+        return best[2] if best else None
 
 
 def without_age(text: str) -> str:
@@ -376,7 +404,8 @@ def _category_words(catalog: Catalog) -> dict[str, set[str]]:
     generic = {"and", "other", "misc", "accessories", "toys", "toy", "games", "game", "set", "sets", "kit", "kits"}
     out: dict[str, set[str]] = {}
     for category in counts:
-        words = {_stem(w) for w in normalize(category).split()} - generic - COMMON_WORDS  # "the" of "Bob the Builder"
+        # not "the" of "Bob the Builder", nor "3" and "d" of "3-D Puzzles" (a category of one word matches best)
+        words = {_stem(w) for w in normalize(category).split() if len(w) > 1 and not w.isdigit()} - generic - COMMON_WORDS
         if words:
             out[category] = words
     return out

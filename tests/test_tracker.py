@@ -44,10 +44,24 @@ def _observe(tracker: Tracker, *texts: str) -> DialogueState:
     ("max 20", None, None),  # no currency, no price words: too ambiguous to filter on
     ("", None, None),
     ("🚂🚂", None, None),
+    ("something under a tenner", None, 10.0),
+    ("a fiver or less? no, under two fivers", None, 5.0),
+    ("something cheaper", None, None),  # nothing shown yet: cheaper than nothing
 ])
 def test_budget(tmp_path, text, lo, hi):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
     assert (prefs.min_price, prefs.max_price) == (lo, hi)
+
+
+def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(tmp_path):
+    tracker = _tracker(tmp_path, SMALL_CATALOG)
+    state = _observe(tracker, "a train please")
+    tracker.observe(state, Message("assistant", "Try the Hornby Express Train Set, the Wooden Train Track Starter "
+                                                "or the Thomas Tank Engine."))  # £79.99, £19.50, £9.99
+    tracker.observe(state, Message("user", "something cheaper?"))
+    assert state.prefs.max_price == 19.5 and state.prefs.budget_text() == "under £19.50"
+    tracker.observe(state, Message("user", "those are too expensive, under £15"))  # an amount wins
+    assert state.prefs.max_price == 15.0 and state.prefs.budget_text() == "under £15"
 
 
 @pytest.mark.parametrize("text, exclude, must_have", [
@@ -90,6 +104,16 @@ def test_a_common_word_of_a_category_name_does_not_switch_to_it(tmp_path):
     state = _observe(_tracker(tmp_path, rows), "a train set under £20", "what is the first one about?")
     assert state.prefs.category == "Trains"  # not "Bob the Builder", for its "the"
     assert _observe(_tracker(tmp_path, rows), "anything Bob the Builder?").prefs.category == "Bob the Builder"
+
+
+def test_single_letters_and_digits_are_no_words_of_a_category(tmp_path):
+    rows = [{"id": "p", "title": "Dragon Vase", "category": "3-D Puzzles"},
+            {"id": "g", "title": "Kids Rake", "category": "Garden Tools"}]
+    # "3" and "d" are no words of the category: "puzzle" matches it as fully as "gardens" matches Garden Tools
+    assert _observe(_tracker(tmp_path, rows), "a puzzle for my gran, she loves gardens").prefs.category == "3-D Puzzles"
+    rows.append({"id": "j", "title": "Castle 1000", "category": "Jigsaws"})
+    for text, category in (("something in jigsaws & puzzles", "Jigsaws"), ("puzzles or jigsaws", "3-D Puzzles")):
+        assert _observe(_tracker(tmp_path, rows), text).prefs.category == category  # a tie: the one named first
 
 
 @pytest.mark.parametrize("text, mentioned", [
