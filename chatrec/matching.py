@@ -351,9 +351,8 @@ class TitleMatcher:
         return not phrase.endswith(("ed", "ing")) and bool(_SUBJECT_AFTER.match(text, end))
 
     @cached_property
-    def _plain_names(self) -> frozenset[str]:
-        """The catalog's genres and the first names of 8+ of its people ("Paul", "Martin"; not
-        "Rocky", "Thor"): capitalised, but rarely meant as a title."""
+    def _credited(self) -> tuple[frozenset[str], dict[str, set[str]]]:
+        """The catalog's genres, and the full names of its people by first name (all normalised)."""
         from .facets import CREDIT_KEYS, GENRE_KEYS
         genres: set[str] = set()
         people: defaultdict[str, set[str]] = defaultdict(set)
@@ -366,22 +365,23 @@ class TitleMatcher:
                         people[names[0]].add(" ".join(names))
                     elif names:
                         genres.add(" ".join(names))
-        return frozenset(genres | {first for first, full in people.items() if len(full) >= 8})
+        return frozenset(genres), dict(people)
 
-    def is_person(self, name: str) -> bool:
-        """Whether ``name`` (normalised, two words or more) is the full name of someone the catalog credits."""
-        return len(name.split()) > 1 and name in self._people
+    @cached_property
+    def _plain_names(self) -> frozenset[str]:
+        """The catalog's genres and the first names of 8+ of its people ("Paul", "Martin"; not
+        "Rocky", "Thor"): capitalised, but rarely meant as a title."""
+        genres, people = self._credited
+        return genres | {first for first, full in people.items() if len(full) >= 8}
 
     @cached_property
     def _people(self) -> frozenset[str]:
         """The full names (normalised) of the people the catalog credits ("emma stone")."""
-        from .facets import CREDIT_KEYS
-        names: set[str] = set()
-        for item in self.catalog:
-            for key in CREDIT_KEYS:
-                value = item.attributes.get(key)
-                names.update(normalize(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
-        return frozenset(names)
+        return frozenset(name for names in self._credited[1].values() for name in names)
+
+    def is_person(self, name: str) -> bool:
+        """Whether ``name`` (normalised, two words or more) is the full name of someone the catalog credits."""
+        return len(name.split()) > 1 and name in self._people
 
     def warm(self) -> None:
         """Build the indexes made on first use (typo neighbours, word counts), e.g. at start-up so
