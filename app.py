@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -49,6 +50,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # `kill`, `docker stop` and systemd stop like Ctrl-C: Gradio closes its server and the exit
+    # handlers run (the database engine is disposed, the export folder removed).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home, works offline
     from chatrec.cli import settings_from_args
     from chatrec.errors import ChatrecError
@@ -102,4 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # stopped while loading: no traceback for a stop the user asked for
+        print("stopped", file=sys.stderr)
+        sys.exit(130)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -76,12 +77,13 @@ def export_zip(store: "Store", fmt: str, dest_dir: str | Path, catalog: "Catalog
     """All tables in one format, zipped: ``chatrec-export-<fmt>-<UTC time>.zip`` in ``dest_dir``."""
     dest = Path(dest_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    staging = dest / f"chatrec-export-{fmt}-{stamp}"
-    files = export_tables(store, staging, (fmt,), catalog)
-    archive = dest / f"{staging.name}.zip"
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
-            zf.write(path, arcname=path.name)
+    archive = dest / f"chatrec-export-{fmt}-{stamp}.zip"
+    with tempfile.TemporaryDirectory(prefix="chatrec-export-") as staging:  # only the zip stays
+        files = export_tables(store, staging, (fmt,), catalog)
+        dest.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for path in files:
+                zf.write(path, arcname=path.name)
     return archive
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,10 @@ EXPORT_TTL_S = 600  # older export files in the app's export folder are pruned o
 class InsightsPanel:
     def __init__(self, services: Services, export_dir: Path | None = None):
         self.services = services
-        self.export_dir = Path(export_dir or tempfile.mkdtemp(prefix="chatrec-exports-"))
+        if export_dir is None:  # a folder of our own, removed when the panel goes or the app exits
+            export_dir = tempfile.mkdtemp(prefix="chatrec-exports-")
+            weakref.finalize(self, shutil.rmtree, export_dir, ignore_errors=True)
+        self.export_dir = Path(export_dir)
 
     # -- data ------------------------------------------------------------------------------
     def compute(self) -> Insights:

@@ -3,8 +3,8 @@ constraint removal, undo/retry, errors as toasts, escaping, and the Insights num
 from __future__ import annotations
 
 import re
-
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -471,6 +471,19 @@ def test_insights_and_viewer_reflect_clicks_in_the_chat(ui, tmp_path):
     replay = panel.replay_html(conv_id)
     assert "🧑 a train under £20" in replay and f"{title} <span class='replay-meta'>[ranker]</span> 👍" in replay
     assert data["csv"].endswith(".zip") and data["parquet"].endswith(".zip")
+
+
+def test_exports_leave_only_zips_and_the_own_folder_goes_with_the_panel(services):
+    import gc
+
+    panel = InsightsPanel(services)
+    folder = panel.export_dir
+    data = panel.refresh()
+    assert sorted(p.suffix for p in folder.iterdir()) == [".zip", ".zip"]  # no staging folders left
+    assert Path(data["csv"]).parent == folder
+    del panel, data
+    gc.collect()
+    assert not folder.exists()
 
 
 def test_viewer_without_a_pick(services):
