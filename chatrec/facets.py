@@ -36,12 +36,12 @@ CREDIT_KEYS = ("director", "directors", "star", "stars", "cast", "actor", "actor
 GENRE_WORDS: dict[str, str] = {
     "horror": r"horrors?|scary|scarier|scariest|creepy|creepier|spooky|frightening|terrifying|slashers?|"
               r"haunted|zombies?|gory|gore",
-    "comedy": r"comed(?:y|ies)|funny|funnier|funniest|hilarious|humou?r|humorous|comedic|rom-?coms?|goofy|"
+    "comedy": r"comed(?:y|ies)|funny|funnier|funniest|hilarious|humou?r|humorous|comedic|rom[- ]?coms?|goofy|"
               r"silly|laughs?|feel[- ]?good|light-?hearted|upbeat",
     "action": r"action|explosions?|martial arts",
     "adventure": r"adventures?|adventurous",
     "crime": r"crime|gangsters?|heists?|mob|mafia|mobsters?",
-    "romance": r"romance|romances|romantic|love stor(?:y|ies)|rom-?coms?|chick flicks?",
+    "romance": r"romance|romances|romantic|love stor(?:y|ies)|rom[- ]?coms?|chick flicks?",
     "thriller": r"thrillers?|suspense|suspenseful|psychological",
     "sci-fi": r"sci-?fi|science fiction|space|aliens?|futuristic|dystopian|robots?",
     "mystery": r"myster(?:y|ies)|whodunn?its?|detectives?",

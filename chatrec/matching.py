@@ -309,7 +309,7 @@ class TitleMatcher:
             # "Paul", "the American", "war": a short title made of words the catalog's own text uses
             # all the time is plain language unless quoted, dated or title-cased word by word.
             dated = _YEAR_AFTER.match(text[toks[-1][1]:]) or (len(toks) > 1 and _YEAR.match(f"({toks[-1][2]})"))
-            capitalised = all(text[a:a + 1].isupper() for a, _, _ in toks)
+            capitalised = _title_cased(text, toks)
             # One capitalised word is a name ("I loved Titanic") unless the catalog's own text uses it
             # so often that it is a plain word there ("Alien", "Taken", "Seven": write them dated).
             named = capitalised and (len(toks) > 1 or typed and self._one_word_name(text, toks[0], phrase))
@@ -425,8 +425,7 @@ class TitleMatcher:
     def _plausible(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> bool:
         if len(toks) > 1:
             # "Get Out", "Inside Out": all common words, so only when written as a title.
-            return (not all(t[2] in COMMON_WORDS for t in toks)
-                    or all(text[a:a + 1].isupper() for a, _, _ in toks))
+            return not all(t[2] in COMMON_WORDS for t in toks) or _title_cased(text, toks)
         # A one-word title must look like a name: not a common word, written capitalised or dated.
         word = text[toks[0][0]:toks[0][1]]
         dated = _YEAR_AFTER.match(text[toks[0][1]:]) is not None
@@ -491,6 +490,16 @@ def _inside_longer_name(text: str, start: int, end: int) -> bool:
 def _quoted(text: str, toks: list[tuple[int, int, str]]) -> bool:
     before, after = text[max(toks[0][0] - 1, 0):toks[0][0]], text[toks[-1][1]:toks[-1][1] + 1]
     return bool(before and after and before in "\"“'‘*" and after in "\"”'’*")
+
+
+# Words a title leaves lower-case inside it ("Knight and Day", "Pirates of the Caribbean").
+TITLE_MINOR = frozenset("a an and the of in on at to for or nor but with by from as vs into de la le".split())
+
+
+def _title_cased(text: str, toks: list[tuple[int, int, str]]) -> bool:
+    """Every word capitalised, small words after the first excepted: "Knight and Day"."""
+    return text[toks[0][0]:toks[0][0] + 1].isupper() and all(
+        text[a:a + 1].isupper() or norm in TITLE_MINOR for a, _, norm in toks[1:])
 
 
 def _as_name(text: str, toks: list[tuple[int, int, str]]) -> bool:

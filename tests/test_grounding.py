@@ -245,7 +245,10 @@ def test_chat_words_and_a_credited_persons_name_are_titles_only_when_written_as_
             {"id": "emma", "title": "Emma Stone (2017)", "description": "A short."},
             {"id": "lala", "title": "La La Land (2016)", "description": "A jazz pianist and an actress.",
              "attributes": {"star": ["Emma Stone", "Ryan Gosling"]}},
-            {"id": "getout", "title": "Get Out (2017)", "description": "A weekend visit turns sinister."}]
+            {"id": "getout", "title": "Get Out (2017)", "description": "A weekend visit turns sinister."},
+            {"id": "knight", "title": "Knight and Day (2010)", "description": "A woman meets a spy."}]
+    rows += [{"id": f"x{n}", "title": f"Story {n}", "description": f"a knight by day, a thief by night, part {n}"}
+             for n in range(6)]  # "knight" and "day" are plain words in this catalog
     matcher = TitleMatcher(load_catalog(write_jsonl(tmp_path / "films.jsonl", rows)))
     for typed in (True, False):
         found = lambda text: [m.item_id for m in matcher.find_in_text(text, typed=typed)]  # noqa: E731
@@ -258,3 +261,6 @@ def test_chat_words_and_a_credited_persons_name_are_titles_only_when_written_as_
         assert found('I loved "Awesome" and "Emma Stone"') == ["awe", "emma"]
         assert found("I watched Anything Else last week") == ["else"]
         assert found("Get Out was scary") == ["getout"]
+        # a title leaves its small words lower-case: "Knight and Day" is written as a title
+        assert found("Knight and Day sounds fun, what is it about?") == ["knight"]
+        assert found("I watch films night and day") == []
