@@ -59,6 +59,11 @@ def test_genre_words_and_negation(tmp_path):
     assert degree["comedy"] == 1.0  # "nothing too silly" moderates the comedy asked for; it refuses nothing
     for text, horror in (("not too scary", 0.0), ("not that scary", 0.0), ("something very scary", 1.0)):
         assert dict(zip(facets.genre_names, facets.wanted_genres([text])))["horror"] == horror
+    romance = [{"id": "r1", "title": "Love Boat (2010)", "attributes": {"genre": ["romance", "comedy"]}}]
+    facets = Facets(load_catalog(write_jsonl(tmp_path / "r.jsonl", FILMS + romance)))
+    for text in ("she likes rom coms but I'm more into action", "a romcom", "any rom-coms?"):
+        wanted = dict(zip(facets.genre_names, facets.wanted_genres([text])))
+        assert wanted["romance"] == wanted["comedy"] == 1.0, text
 
 
 def test_asked_genre_leads_and_ruled_out_genre_sinks(tmp_path):
