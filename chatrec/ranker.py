@@ -38,6 +38,9 @@ from .matching import normalize
 from .state import DialogueState
 from .tracker import _category_words, category_family, singular, without_age, without_budget
 
+# A film shows as the listing people name more unless another listing scores this much more
+# (about a genre's weight; an era asked for is worth 4): see ``Ranker._one_listing_each``.
+PREFER_MARGIN = 1.0
 
 @dataclass(frozen=True)
 class RankWeights:
@@ -141,6 +144,7 @@ class Ranker:
         """Priors learned from other dialogues' targets (see ``TargetPrior``); None removes them."""
         self.target_prior = prior
         self._preferred = prior.preferred_listings() if prior is not None else {}
+        self.__dict__.pop("_preferred_rows", None)
         self._target_pop = prior.popularity() if prior is not None else np.zeros(len(self.catalog), np.float32)
 
     def rank(self, state: DialogueState, k: int = 10, weights: RankWeights | None = None) -> list[Ranked]:
@@ -161,10 +165,27 @@ class Ranker:
                 for i in chosen]
 
     def _one_listing_each(self, scores: np.ndarray, n: int, k: int) -> list[int]:
-        """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n`` run out."""
+        """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n`` run out.
+
+        A film shows as the listing people use more (``_preferred``) and then ranks by that listing's
+        score, unless the other listing scores ``PREFER_MARGIN`` more: "The Bourne Identity (1988)"
+        (a TV film that ReDial's catalog gives the 2002 film's plot) leads a list for "before 1995"
+        as itself, not as the 2002 film."""
+        prefer = self._preferred
+        if prefer:
+            rows, shown = self._preferred_rows
+            keep = np.isfinite(scores[shown]) & (scores[shown] >= scores[rows] - PREFER_MARGIN)
+            prefer = dict(zip(rows[keep].tolist(), shown[keep].tolist()))
+            scores = scores.copy()
+            scores[rows[keep]] = scores[shown[keep]]
         top = np.argpartition(-scores, n - 1)[:n]
         return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k,
-                                self._preferred, scores)
+                                prefer, scores)
+
+    @cached_property
+    def _preferred_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.fromiter(self._preferred.keys(), dtype=np.int64, count=len(self._preferred))
+        return rows, np.fromiter(self._preferred.values(), dtype=np.int64, count=len(self._preferred))
 
     def score(self, state: DialogueState, w: RankWeights) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Total score per item (-inf where a hard filter removes it) and each weighted signal."""
@@ -267,8 +288,8 @@ class Ranker:
         out: list[tuple[str, str]] = []
         if self._years.any() and (era := self._era(state, self.weights.turn_decay)) is not None:
             (lo, hi), _, kind = era
-            label = {"decade": f"the {lo}s", "old": f"before {hi + 1}", "new": "new releases",
-                     "not old": f"{lo} or later"}[kind]
+            label = {"decade": f"the {lo}s", "old": f"before {hi + 1}", "until": f"before {hi + 1}",
+                     "new": "new releases", "not old": f"{lo} or later", "since": f"{lo} or later"}[kind]
             out.append((f"Era: {label}", "era"))
         if self.facets.has_genres:
             wanted = self._genres(state, self.weights.turn_decay)
@@ -303,6 +324,15 @@ class Ranker:
             out["cooc"] = w.cooc * self.target_prior.following(positions, strengths)
         if seeds and w.comention and self.target_prior is not None:
             out["comention"] = w.comention * self.target_prior.together(positions, strengths)
+        # A seed is no neighbour of itself under another listing: the other row of a film just shown
+        # ("Wonder Woman (2009)", a second row of the 2017 film) shares its credits and co-ratings,
+        # and brought the film straight back to the top of the next list. Every listing of a seed
+        # scores what the seed scores (its neighbours' pull without its own).
+        twins = [(p, q) for p in {p for p, _ in named} | set(positions) for q in self.catalog.listings.get(p, ())]
+        if twins:
+            seed, twin = (list(x) for x in zip(*twins))
+            for values in out.values():
+                values[twin] = values[seed]
         out.update(self._feedback_neighbours(state, w))
         return out
 
@@ -391,7 +421,7 @@ class Ranker:
     @cached_property
     def _newest_year(self) -> int:
         known = self._years[self._years > 0]
-        return int(np.percentile(known, 99)) if len(known) else 0
+        return int(np.percentile(known, 99, method="higher")) if len(known) else 0
 
     @cached_property
     def _category_codes(self) -> tuple[np.ndarray, dict[str | None, int]]:
@@ -471,9 +501,10 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
 
 
 def informative_texts(state: DialogueState) -> list[str]:
-    """The user's turns that say something searchable (excluded terms, budgets, ages and refused eras
-    removed: "nothing too old" must not search for "old"), oldest first."""
-    texts = [_ERA_REFUSED.sub(" ", _without(without_age(without_budget(t)), state.prefs.exclude))
+    """The user's turns that say something searchable (excluded terms, budgets, ages, refused eras and
+    spans of years removed: "nothing too old" must not search for "old", nor "from the last 10
+    years" for "years"), oldest first."""
+    texts = [_SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(t)), state.prefs.exclude)))
              for t in state.user_texts()]
     return [t for t in texts if content_words(t)]
 
@@ -499,8 +530,8 @@ def recency_prior(catalog: Catalog) -> np.ndarray:
     return prior.astype(np.float32)
 
 
-_DECADE = re.compile(r"\b(?:(?:19)?([2-9])0'?s|'([2-9])0s|(twenties|thirties|forties|fifties|sixties|seventies|"
-                     r"eighties|nineties))\b", re.I)
+_DECADE = re.compile(r"\b(?:(?:19)?(?P<short>[2-9])0'?s|'(?P<short2>[2-9])0s|(?P<word>twenties|thirties|forties|"
+                     r"fifties|sixties|seventies|eighties|nineties)|20(?P<y2k>[0-2])0'?s|(?P<nought>noughties))\b", re.I)
 _DECADE_WORDS = {w: d for d, w in enumerate("twenties thirties forties fifties sixties seventies eighties nineties"
                                             .split(), start=2)}
 _OLD = re.compile(r"\b(?:old(?:er)?|classics?|oldies?|vintage|golden age)\b(?![- ]school)", re.I)
@@ -510,6 +541,18 @@ _AGE = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|el
 _NEW = re.compile(r"\b(?:recent(?!ly)|latest|newer|brand new|new releases?|just released|this year'?s|"
                   r"(?:came|come|coming) out (?:recently|lately|this year)|released (?:recently|lately|this year)|"
                   r"(?:now|currently|still) (?:playing )?in theat(?:er|re)s)\b", re.I)
+_NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
+                                        "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
+# Years as a span: "from the last 10 years", "the past decade", "in the last few years", "since
+# 2010", "2010 or later", "after 2010", "before 2000", "pre-2000". Not "last year" (when they watched).
+_YEAR_NUMBER = r"(?:19|20)\d\d"
+_SPAN = re.compile(
+    r"\b(?:last|past)\s+(?:(?P<n>\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"fifteen|twenty|few|couple(?:\s+of)?)\s+)?(?P<unit>years|decades?)\b"
+    rf"|\bsince\s+(?P<since>{_YEAR_NUMBER})\b"
+    rf"|\b(?P<or_later>{_YEAR_NUMBER})\s+(?:or|and)\s+(?:later|newer|after|up|onwards?)\b"
+    rf"|\b(?:after|post-?|newer than|later than)\s*(?P<after>{_YEAR_NUMBER})\b"
+    rf"|\b(?:before|pre-?|older than|earlier than)\s*(?P<before>{_YEAR_NUMBER})\b", re.I)
 _ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
 # Old films refused ("nothing too old", "not really into old movies", "it was too old for me"); not
 # "No Country for Old Men", nor "not a classic" (a film described, not an era refused).
@@ -521,23 +564,50 @@ _ERA_REFUSED = re.compile(r"(?:\b(?:no|not|nothing|none|don'?t want anything)\s+
 def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[tuple[int, int], float, str] | None:
     """The release years the user asked for in words, from their latest turn that says so, how
     recent that turn is (``decay`` ** turns ago) and which kind of ask it was: ``"decade"`` ("80s
-    movies", "the nineties"), ``"old"`` ("an old classic": 20+ years before ``newest``), ``"new"``
-    ("something that came out recently": the last 2 years) or ``"not old"`` ("nothing too old": the
-    last 20 years). Ages ("my 6 year old") do not count, nor other negated words ("not from the 80s")."""
+    movies", "the nineties", "the 2000s"), ``"old"`` ("an old classic": 20+ years before ``newest``),
+    ``"new"`` ("something that came out recently": the last 2 years), ``"not old"`` ("nothing too
+    old": the last 20 years), ``"since"`` ("from the last 10 years", "after 2010") or ``"until"``
+    ("before 2000"). Ages ("my 6 year old") do not count, nor other negated words ("not from the 80s")."""
     for age, text in enumerate(reversed(texts)):
         clean = _AGE.sub(" ", text)
-        for rx, kind in ((_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
+        for rx, kind in ((_SPAN, "span"), (_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
             for m in rx.finditer(clean):
                 if _ERA_NEGATED.search(clean[max(0, m.start() - 20):m.start()]):
                     if kind == "old" and any(r.start() <= m.start() < r.end() for r in _ERA_REFUSED.finditer(clean)):
                         return (newest - 20, 9999), decay ** age, "not old"
                     continue
-                if kind == "decade":
-                    digit = m.group(1) or m.group(2)
-                    d = int(digit) if digit else _DECADE_WORDS[m.group(3).lower()]
-                    span = (1900 + 10 * d, 1909 + 10 * d)
+                if kind == "span":
+                    span = _span(m, newest)
+                    kind = "since" if span[1] == 9999 else "until"
+                elif kind == "decade":
+                    start = _decade_start(m)
+                    span = (start, start + 9)
                 else:
                     span = (0, newest - 20) if kind == "old" else (newest - 2, 9999)
                 return span, decay ** age, kind
     return None
+
+
+def _decade_start(m: re.Match) -> int:
+    """"80s", "'80s", "eighties" -> 1980; "2000s", "noughties" -> 2000; "2010s" -> 2010."""
+    if m.group("short") or m.group("short2"):
+        return 1900 + 10 * int(m.group("short") or m.group("short2"))
+    if m.group("word"):
+        return 1900 + 10 * _DECADE_WORDS[m.group("word").lower()]
+    return 2000 + 10 * int(m.group("y2k") or 0)
+
+
+def _span(m: re.Match, newest: int) -> tuple[int, int]:
+    """The years of a ``_SPAN`` match: "the last 10 years" (counted back from ``newest``), "since
+    2010" / "2010 or later" (from 2010), "after 2010" (from 2011), "before 2000" (to 1999)."""
+    if m.group("unit"):
+        n, unit = (m.group("n") or "").lower(), m.group("unit").lower()
+        # "the last few years", "the last years": 3; "the past decade": 1
+        count = int(n) if n.isdigit() else 2 if n.startswith("couple") else _NUMBERS.get(n, 1 if unit == "decade" else 3)
+        return newest - count * (10 if unit.startswith("decade") else 1), 9999
+    if m.group("since") or m.group("or_later"):
+        return int(m.group("since") or m.group("or_later")), 9999
+    if m.group("after"):
+        return int(m.group("after")) + 1, 9999
+    return 0, int(m.group("before")) - 1
 

@@ -186,6 +186,12 @@ def test_a_film_listed_twice_is_learned_as_one_and_shown_as_the_listing_people_n
     assert prior.preferred_listings() == {0: 1}  # two of the three named the 1989 row
     ranker.set_target_prior(prior)
     assert _ids(ranker, tracker, "something fun", k=2) == ["w2", "h"]  # once, as the row people use
+    # unless the other row is what was asked for: "2010 or later" shows the 2011 row, not the 1989 one
+    assert _ids(ranker, tracker, "something fun, 2010 or later", k=2) == ["w1", "o"]
+    assert _ids(ranker, tracker, "something fun from the 80s", k=1) == ["w2"]
+    state = _state(tracker, "something fun, 2010 or later")
+    ranked = ranker.rank(state, k=4)
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)  # ordered as shown
 
 
 def test_a_preferred_listing_is_shown_once_when_listings_chain():
@@ -258,6 +264,11 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     ("a silly comedy, not from the 90s", None),  # a negated decade is no era (nor the others)
     ("a silly comedy for my 6 year old", None),  # an age, not an era
     ("I recently saw a silly comedy in theaters", None),  # when they watched, not what they want
+    ("a silly comedy from the last 10 years", "d"),  # counted back from the catalog's newest year
+    ("a silly comedy made before 2000", "c"),
+    ("a silly comedy, 2010 or later", "d"),
+    ("a silly comedy from the 2010s", "d"),
+    ("I watched a silly comedy last year", None),  # when they watched
 ])
 def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, recency=0.0))
@@ -267,6 +278,32 @@ def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     assert ("era" in signals) == (first is not None)
     if first is not None:
         assert _ids(ranker, tracker, state=state)[0] == first  # the two comedies differ only in their year
+
+
+@pytest.mark.parametrize("text, era", [
+    ("something from the last 10 years maybe?", ((2008, 9999), "since")),
+    ("anything from the past decade", ((2008, 9999), "since")),
+    ("a comedy from the last couple of years", ((2016, 9999), "since")),
+    ("made after 2010", ((2011, 9999), "since")),
+    ("since 2010 please", ((2010, 9999), "since")),
+    ("pre-2000 stuff", ((0, 1999), "until")),
+    ("a 2000s comedy", ((2000, 2009), "decade")),
+    ("the noughties", ((2000, 2009), "decade")),
+    ("not from the last 10 years", None),
+    ("Blade Runner 2049", None),
+])
+def test_spans_of_years_in_words(text, era):
+    from chatrec.ranker import wanted_era
+
+    found = wanted_era([text], newest=2018)
+    assert (found if found is None else (found[0], found[2])) == era
+
+
+def test_a_span_of_years_is_no_search_word():
+    from chatrec.ranker import informative_texts
+
+    state = DialogueState(messages=[Message("user", "ghost stories from the last 10 years")])
+    assert informative_texts(state)[0].split() == ["ghost", "stories", "from", "the"]
 
 
 def test_an_era_refused_is_no_search_word(tmp_path):
@@ -436,6 +473,31 @@ def test_one_film_listed_twice_is_named_shown_and_recommended_as_one(tmp_path):
     unshown, _ = ranker.score(_state(tracker, "ghost haunted house horror"), ranker.weights)
     o1 = ranker.catalog.position["o1"]
     assert total[o1] == pytest.approx(unshown[o1] - ranker.weights.shown_penalty)  # shown as its twin was
+
+
+def test_a_film_just_shown_does_not_come_back_first_as_its_other_listing(tmp_path):
+    """ReDial's catalog has "Wonder Woman (2009)", a second row of the 2017 film (same plot and
+    credits). A suggestion is a weak seed for the next turn; its other row shared its credits and
+    co-ratings, so "we loved Mr. & Mrs. Smith" after the suggestion put Wonder Woman first again."""
+    credits = {"director": ["Patty Jenkins"], "writer": ["Allan Heinberg"], "star": ["Gal Gadot", "Chris Pine"]}
+    plot = "A ghost haunted house horror: when a pilot crashes on the island, a warrior leaves home to fight a war."
+    rows = FILMS + [{"id": "w17", "title": "Wonder Ghost (2017)", "description": plot,
+                     "attributes": {"year": 2017, "genre": ["horror"], **credits}},
+                    {"id": "w09", "title": "Wonder Ghost (2009)", "description": plot,
+                     "attributes": {"year": 2009, "genre": ["horror"], **credits}}]
+    pairs = [(f"u{n}", item, 5.0) for n in range(5) for item in ("w17", "w09", "a")]
+    ranker, tracker = _pipeline(tmp_path, rows, pairs=pairs, weights=RankWeights(popularity=0.0, recency=0.0))
+    state = DialogueState()
+    tracker.observe(state, Message("user", "ghost haunted house horror"))
+    tracker.observe(state, Message("assistant", "Have you seen Wonder Ghost (2017)?"))
+    state.shown.append("w17")
+    tracker.observe(state, Message("user", "more ghost haunted house horror"))
+    _, signals = ranker.score(state, ranker.weights)
+    w17, w09 = ranker.catalog.position["w17"], ranker.catalog.position["w09"]
+    assert signals["credits"][w09] == signals["credits"][w17] == 0  # no credit for being itself
+    for name in ("collab", "seed_genre", "credits"):
+        assert signals[name][w09] == signals[name][w17], name  # both rows score what the shown one does
+    assert _ids(ranker, tracker, state=state)[0] == "a"  # co-rated with it, not the film again
 
 
 def test_a_film_listed_under_another_title_is_no_suggestion_once_named(tmp_path):

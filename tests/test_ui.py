@@ -173,6 +173,9 @@ def test_the_era_genres_and_people_asked_for_are_shown_and_can_be_unticked(make_
     assert "person:jim carrey" not in [k for _, k in view.choices] and session.state.prefs.must_have == []
     view = finish(ui, session, "something from the 80s or 90s, maybe with Bill Murray")[-1]
     assert ("With: Bill Murray", "person:bill murray") in view.choices and "era" in [k for _, k in view.choices]
+    view = finish(ui, session, "a comedy from the last 10 years?")[-1]
+    assert ("Era: 1999 or later", "era") in view.choices  # counted back from the catalog's newest film
+    assert card_ids(session)[0] == "f1"  # Yes Man (2008): the one comedy of those years
 
 
 def test_unticking_nothing_changes_nothing(ui):
