@@ -23,9 +23,11 @@ _NOT_MONEY = r"(?!\s*(?:s\b|years?|yrs?|yo\b|months?|year-olds?|cm|mm|m\b|kg|g\b
 _BETWEEN = re.compile(rf"between\s+{_CUR}{_NUM}{_UNIT}\s*(?:and|to|-|–)\s*{_CUR}{_NUM}{_UNIT}", re.I)
 _RANGE = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:-|–|to)\s*{_CUR}{_NUM}", re.I)
 _MAX = re.compile(rf"\b(?:under|below|less than|cheaper than|max(?:imum)?|up to|no more than|at most|"
-                  rf"within|budget(?: is| of)?|not over|tops)\s*:?\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
+                  rf"within|budget(?: is| of)?|not over|tops)\s*:?\s*(?:(?:about|around|roughly|approx(?:imately)?)\s*)?"
+                  rf"({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
 _MIN = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|from)\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
-_AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?)\s*((?:£|\$|€)){_NUM}", re.I)
+_AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?|circa)\s*(?:((?:£|\$|€)){_NUM}|"
+                     rf"{_NUM}\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks)\b)", re.I)
 _BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
 _BUDGET_PHRASES = (_BETWEEN, _RANGE, _MAX, _MIN, _AROUND, _BARE_BUDGET)
 _SLANG_MONEY = {"fiver": "£5", "tenner": "£10"}
@@ -70,6 +72,15 @@ _NEGATION = re.compile(r"\b(?:(?:not|never|n'?t)\s+(?:really\s+|very\s+|too\s+|t
                        r"(?:any\s+|more\s+|(?P<article>an?\s+)|(?:(?:any|some)thing\s+)?(?:with|about|involving|featuring)\s+(?:any\s+|an?\s+)?|"
                        r"(?:any|some)thing\s+)?"
                        r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+# A kind of item the person already has plenty of: "he already has a lot of puzzles", "she has loads
+# of dolls", "we've already got a train set". Only with "already" or a quantity: "he has a dinosaur
+# obsession" owns nothing. The term counts as refused where it names a kind of item in the catalog.
+_OWNED = re.compile(r"\b(?:i|we|he|she|they|i'?ve|we'?ve|he'?s|she'?s|they'?ve)\s+"
+                    r"(?:(?P<already>already|also already)\s+)?(?:has|have|owns?|got|has got|have got)\s+"
+                    r"(?:(?P<already2>already)\s+)?(?P<many>(?:a lot of|lots of|loads of|plenty of|so many|too many|"
+                    r"enough|a ton of|tons of|heaps of|a bunch of)\s+)?(?:an?\s+)?"
+                    r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+_PERSON_BEFORE = re.compile(r"\b(?:i|we|he|she|they|you)\s+(?:also\s+|really\s+|already\s+)?$", re.I)  # "he has"
 _SELF = re.compile(r"(?:\bi am|\bi'?m|\bwe are|\bwe'?re|\bhe is|\bshe is|\bhe'?s|\bshe'?s)\s+$", re.I)  # "I'm not a kid"
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
@@ -182,7 +193,9 @@ class Tracker:
             state.prefs.age = age
         matches = self.matcher.find_in_text(text, typed=True)
         self._update_terms(state, text, titles=[(m.start, m.end) for m in matches])
-        category = self.detect_category(_NEGATION.sub(" ", text))  # "no Hornby" is not a wish for Hornby
+        # "no Hornby" is no wish for Hornby, nor "he already has lots of puzzles" for puzzles
+        unwanted = [m.span() for m in self._owned_kinds(text)] + [m.span() for m in _NEGATION.finditer(text)]
+        category = self.detect_category(_blank(text, unwanted))
         if category:
             state.prefs.category = category
         state.asked = []
@@ -249,8 +262,8 @@ class Tracker:
         for m in _MIN.finditer(text):
             if m.group(1) or m.group(3):
                 prefs.min_price = _money(m.group(2))
-        if m := _AROUND.search(text):
-            value = _money(m.group(2))
+        if (m := _AROUND.search(text)) and not re.search(r"\bbudget(?: is| of)?\s*:?\s*$", text[:m.start()], re.I):
+            value = _money(m.group(2) or m.group(3))  # "about £25"; a budget of about £25 is a cap (above)
             prefs.min_price, prefs.max_price = round(value * 0.75, 2), round(value * 1.25, 2)
         if m := _BARE_BUDGET.search(text):
             prefs.max_price = _money(m.group(1))
@@ -267,6 +280,12 @@ class Tracker:
         filter every film whose plot says "frozen"."""
         prefs = state.prefs
         refused: list[tuple[int, int]] = []
+        for m in self._owned_kinds(text):
+            refused.append(m.span())
+            term = _clean_term(m.group("term"), self.matcher.is_person)
+            if term and not _has(prefs.exclude, term):
+                prefs.exclude.append(term)
+                prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term.lower()]
         for m in _NEGATION.finditer(text):
             refused.append(m.span())
             if any(lo <= m.start("term") < hi for lo, hi in titles):
@@ -281,9 +300,16 @@ class Tracker:
         for m in _MUST.finditer(text):
             if any(lo <= m.start() < hi for lo, hi in refused):
                 continue  # "nothing with zombies" refuses zombies
+            if m.group(0)[:2].lower() == "ha" and _PERSON_BEFORE.search(text, 0, m.start()):
+                continue  # "he has a lot of energy" tells of him, not of the item
             term = _clean_term(m.group(1), self.matcher.is_person)
             if term and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
                 prefs.must_have.append(term)
+
+    def _owned_kinds(self, text: str) -> list[re.Match]:
+        """``_OWNED`` phrases whose term names a kind of item ("puzzles", "a train set")."""
+        return [m for m in _OWNED.finditer(text) if (m.group("already") or m.group("already2") or m.group("many"))
+                and any(_stem(w) in self._kinds for w in normalize(m.group("term")).split())]
 
     def detect_category(self, text: str) -> str | None:
         """The category whose name's words the text has most of (their share of the name), ties to the
@@ -427,6 +453,14 @@ def _stem(word: str) -> str:
 
 def _has(terms: list[str], term: str) -> bool:
     return term.lower() in (t.lower() for t in terms)
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with the characters of ``spans`` replaced by spaces."""
+    chars = list(text)
+    for lo, hi in spans:
+        chars[lo:hi] = " " * (hi - lo)
+    return "".join(chars)
 
 
 def _clean_term(raw: str, is_person: Callable[[str], bool] = lambda name: False) -> str | None:

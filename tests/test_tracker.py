@@ -47,6 +47,9 @@ def _observe(tracker: Tracker, *texts: str) -> DialogueState:
     ("something under a tenner", None, 10.0),
     ("a fiver or less", None, 5.0),
     ("something cheaper", None, None),  # nothing shown yet: cheaper than nothing
+    ("about 25 quid", 18.75, 31.25),
+    ("my budget is about 25 quid", None, 25.0),  # a budget is a cap, "about" or not
+    ("budget is around £40", None, 40.0),
 ])
 def test_budget(tmp_path, text, lo, hi):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
@@ -83,6 +86,12 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
     ("I don't want anything with batteries", ["batteries"], []),  # was "anything", and batteries a wish
     ("not into anything noisy", ["noisy"], []),
     ("I don't want anything", [], []),
+    ("he already has a lot of puzzles", ["puzzles"], []),  # owned plenty of: no more of them
+    ("she has loads of dolls, something with a remote control", ["dolls"], ["remote control"]),
+    ("we've already got a train set", ["train"], []),
+    ("he has a dinosaur obsession", [], []),  # no "already", no quantity: owns nothing, tells of him
+    ("he has a lot of energy", [], []),
+    ("one that has a remote control", [], ["remote control"]),
 ])
 def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
@@ -94,6 +103,7 @@ def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     ("a puzzle for my nan", "Puzzles"),
     ("no Lego please", None),
     ("hello", None),
+    ("a train for my nephew, he already has a lot of puzzles", "Trains"),  # owned: no wish for puzzles
 ])
 def test_category(tmp_path, text, category):
     assert _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs.category == category
