@@ -65,6 +65,7 @@ class RankWeights:
     liked_similar: float = 0.2  # thumbs-up items pull their neighbours up
     shown_penalty: float = 0.25
     shown_more: float = 10.0  # and below any unseen match when the user asks for others ("anything else?")
+    shown_again: float = 3.0  # and this much more for each time it was suggested again without being asked for
     age_outgrown: float = 0.5  # demotion of items recommended only for children younger than the one asked for
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
@@ -458,15 +459,16 @@ class Ranker:
             if pos is not None:  # and whatever has its name: naming "Jurassic Park" names "Jurassic Park
                 pen[pos] = -np.inf  # (1993)", and "Titanic (2012)" is no suggestion for "I loved Titanic"
                 pen[[p for p in (*namesakes.get(pos, ()), *listings.get(pos, ())) if p not in keep]] = -np.inf
-        demoted: set[int] = set()
+        repeats: dict[int, int] = {}  # position -> suggestions of it before the latest one
         for item_id in (set(state.shown) | set(state.liked)) - asked:
             pos = position.get(item_id)
             if pos is not None:
-                demoted.update(self.catalog.same_thing(pos))
+                for p in self.catalog.same_thing(pos):
+                    repeats[p] = max(repeats.get(p, 0), state.times_shown.get(item_id, 1) - 1)
         demotion = w.shown_penalty + (w.shown_more if state.wants_more else 0.0)
-        for pos in demoted - keep:
-            if math.isfinite(pen[pos]):
-                pen[pos] -= demotion
+        for pos, times in repeats.items():
+            if pos not in keep and math.isfinite(pen[pos]):
+                pen[pos] -= demotion + w.shown_again * times
         return pen
 
 

@@ -151,10 +151,7 @@ class Recommender:
         else:
             display = render_reply(raw, grounding, self.s.prompts.constraint_markers)
         state.messages.append(Message("assistant", raw))
-        state.last_shown = [r.item.id for r in recs]
-        for r in recs:
-            if r.item.id not in state.shown:
-                state.shown.append(r.item.id)
+        state.suggested([r.item.id for r in recs])
         latency = (time.perf_counter() - started) * 1000
         result = TurnResult(state.n_turns, raw, display, recs, [m.text for m in grounding.ungrounded],
                             latency, None, status, error, candidates)

@@ -68,6 +68,7 @@ class DialogueState:
     liked: list[str] = field(default_factory=list)  # item ids given thumbs-up
     rejected: list[str] = field(default_factory=list)  # item ids given thumbs-down or refused in text
     last_shown: list[str] = field(default_factory=list)  # item ids the latest assistant message suggested
+    times_shown: dict[str, int] = field(default_factory=dict)  # item id -> assistant turns that suggested it
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
     wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
     dropped: dict[str, int] = field(default_factory=dict)  # wish unticked ("era", "genre:comedy") -> user turns then
@@ -82,6 +83,14 @@ class DialogueState:
 
     def to_messages(self) -> list[dict[str, str]]:
         return [m.to_dict() for m in self.messages]
+
+    def suggested(self, item_ids: list[str]) -> None:
+        """An assistant turn suggested ``item_ids``: they are the latest suggestions, and shown once more."""
+        self.last_shown = list(item_ids)
+        for item_id in dict.fromkeys(item_ids):
+            if item_id not in self.shown:
+                self.shown.append(item_id)
+            self.times_shown[item_id] = self.times_shown.get(item_id, 0) + 1
 
     def like(self, item_id: str) -> None:
         if item_id in self.rejected:

@@ -182,10 +182,7 @@ class Tracker:
         if message.role == "assistant":
             found = list(dict.fromkeys(m.item_id for m in self.matcher.find_in_text(message.content)))
             if found:  # a reply naming nothing ("both are intense!") keeps the suggestions "those two" means
-                state.last_shown = found
-            for match_id in found:
-                if match_id not in state.shown:
-                    state.shown.append(match_id)
+                state.suggested(found)
             return
         text = message.content
         self._update_budget(state, text)

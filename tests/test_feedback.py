@@ -33,7 +33,7 @@ def _ids(result):
 
 
 def test_item_thumbs_down_is_never_recommended_again_and_demotes_only_near_duplicates(make_services, tmp_path):
-    rec = _rec(make_services, tmp_path, GAMES + [TWIN], shown_penalty=0.0, rejected_similar=1.0)
+    rec = _rec(make_services, tmp_path, GAMES + [TWIN], shown_penalty=0.0, shown_again=0.0, rejected_similar=1.0)
     state = rec.new_state()
     first = rec.run_turn(state, "a fantasy card game with dragons")
     assert _ids(first)[:2] in (["g3", "g6"], ["g6", "g3"])

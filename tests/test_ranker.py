@@ -475,6 +475,23 @@ def test_one_film_listed_twice_is_named_shown_and_recommended_as_one(tmp_path):
     assert total[o1] == pytest.approx(unshown[o1] - ranker.weights.shown_penalty)  # shown as its twin was
 
 
+def test_a_suggestion_made_twice_and_passed_over_gives_way(tmp_path):
+    """Shown once, an item still leads if it is still best (``shown_penalty``); suggested again and
+    passed over again, it loses ``shown_again`` per repeat, so a third list does not open with it."""
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, recency=0.0))
+    state = DialogueState()
+    a = ranker.catalog.position["a"]
+    fresh, _ = ranker.score(_state(tracker, "ghost haunted house horror"), ranker.weights)
+    for times in (1, 2, 3):
+        tracker.observe(state, Message("user", "ghost haunted house horror"))
+        tracker.observe(state, Message("assistant", "Try Alpha Ghost (2017)."))
+        total, _ = ranker.score(state, ranker.weights)
+        expected = fresh[a] - ranker.weights.shown_penalty - ranker.weights.shown_again * (times - 1)
+        assert state.times_shown["a"] == times and total[a] == pytest.approx(expected, abs=1e-5)
+    assert _ids(ranker, tracker, "ghost haunted house horror", state=state.copy())[0] == "b"
+    assert _ids(ranker, tracker, "what is Alpha Ghost about?", state=state.copy())[0] == "a"  # asked: no demotion
+
+
 def test_a_film_just_shown_does_not_come_back_first_as_its_other_listing(tmp_path):
     """ReDial's catalog has "Wonder Woman (2009)", a second row of the 2017 film (same plot and
     credits). A suggestion is a weak seed for the next turn; its other row shared its credits and
