@@ -67,6 +67,8 @@ class RankWeights:
     shown_more: float = 10.0  # and below any unseen match when the user asks for others ("anything else?")
     shown_again: float = 3.0  # and this much more for each time it was suggested again without being asked for
     age_outgrown: float = 0.5  # demotion of items recommended only for children younger than the one asked for
+    age_little_ones: float = 1.0  # for a child under 3, items whose text says they are for babies or toddlers
+    age_unknown_toddler: float = 2.0  # and the items of no stated age that do not say so sink
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
     shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
@@ -415,6 +417,12 @@ class Ranker:
         return youngest, oldest
 
     @cached_property
+    def _for_little_ones(self) -> np.ndarray:
+        """Items whose title says they are for babies or toddlers (not the description: shops' text
+        says "not suitable for children under 36 months" and lists "Baby Toy" among its categories)."""
+        return np.array([bool(_LITTLE_ONES.search(i.title)) for i in self.catalog], dtype=bool)
+
+    @cached_property
     def _years(self) -> np.ndarray:
         """Release year per item (0 = unknown), relative eras resolved against the catalog's newest year."""
         return np.array([i.year or 0 for i in self.catalog], dtype=np.float32)
@@ -444,9 +452,15 @@ class Ranker:
         if prefs.age is not None and self.catalog.has_ages:
             youngest, oldest = self._ages
             with np.errstate(invalid="ignore"):
-                pen[youngest > prefs.age + 1e-9] = -np.inf  # "12 years and up" is no toy for a 4 year old
+                too_young = youngest > prefs.age + 1e-9  # "12 years and up" is no toy for a 4 year old
+                if prefs.age < 3:  # but a rattle labelled "3 years and up" (shops' default label) is for a baby
+                    too_young &= ~((youngest <= 3) & self._for_little_ones)
+                pen[too_young] = -np.inf
                 pen[oldest < prefs.age - 1e-9] -= w.age_outgrown  # "36 months - 3 years" for a 6 year old
             pen[np.isnan(youngest)] -= 0.2  # no recommended age: keep, but below known matches
+            if prefs.age < 3:  # for a baby or toddler: items that say they are for one lead; of the
+                pen[self._for_little_ones] += w.age_little_ones  # others, those of no stated age sink
+                pen[np.isnan(youngest) & ~self._for_little_ones] -= w.age_unknown_toddler
         for term in prefs.exclude:
             t = normalize(term)
             for form in {t, singular(t)} if t else ():  # "no musicals": the genre is "musical"
@@ -532,6 +546,10 @@ def recency_prior(catalog: Catalog) -> np.ndarray:
     return prior.astype(np.float32)
 
 
+# An item for babies and toddlers says so in its title: "baby", "toddler", "18 months", "rattle", "stacker".
+_LITTLE_ONES = re.compile(r"\b(?:bab(?:y|ies)|toddlers?|infants?|newborns?|\d+\s*(?:-\s*\d+\s*)?months?\+?|"
+                          r"rattles?|teeth(?:er|ers|ing)|stacking (?:rings|cups)|stackers?|shape sort(?:er|ing)|pram|cot|crib|"
+                          r"push[- ]along|pull[- ]along|first (?:words|steps))\b", re.I)
 _DECADE = re.compile(r"\b(?:(?:19)?(?P<short>[2-9])0'?s|'(?P<short2>[2-9])0s|(?P<word>twenties|thirties|forties|"
                      r"fifties|sixties|seventies|eighties|nineties)|20(?P<y2k>[0-2])0'?s|(?P<nought>noughties))\b", re.I)
 _DECADE_WORDS = {w: d for d, w in enumerate("twenties thirties forties fifties sixties seventies eighties nineties"

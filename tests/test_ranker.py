@@ -76,6 +76,29 @@ def test_the_age_stated_filters_toys_for_older_children_and_demotes_outgrown_one
     assert len(ranker.rank(state, k=4)) == 4
 
 
+def test_for_a_toddler_items_that_say_they_are_for_one_lead_and_unlabelled_others_sink(tmp_path):
+    """Shops label rattles "3 years and up" by default, and leave loom bands unlabelled: for a
+    2-year-old the rattle stays (its title says it is for babies) and leads; the unlabelled loom bands
+    sink below it; a "3 years and up" castle and anything older are still filtered."""
+    rows = AGED + [{"id": "rattle", "title": "Baby Smile Rattle", "description": "stacking toy",
+                    "attributes": {"recommended_age": "3 years and up"}},
+                   {"id": "loom", "title": "Loom Bands", "description": "stacking toy, not suitable for children "
+                                                                         "under 36 months"}]
+    w = RankWeights(dense=0, lexical=0, popularity=0, recency=0)
+    ranker, tracker = _pipeline(tmp_path, rows, weights=w)
+    state = _state(tracker, "a stacking toy for my 2 year old")
+    total, _ = ranker.score(state, w)
+    scores = {i.id: float(total[p]) for p, i in enumerate(ranker.catalog.items)}
+    assert scores["kid"] == scores["teen"] == -np.inf
+    assert scores["rattle"] == pytest.approx(w.age_little_ones)  # a baby's toy, whatever the label says
+    assert scores["baby"] == pytest.approx(w.age_little_ones)  # "Soft Stacking Rings": for 6 months - 3 years
+    assert scores["open"] == pytest.approx(w.age_little_ones - 0.2)  # "Stacking Cups", no label: below the labelled
+    assert scores["loom"] == pytest.approx(-0.2 - w.age_unknown_toddler)  # "under 36 months" is a warning
+    assert [r.item.id for r in ranker.rank(state, k=6)][-1] == "loom"
+    older = _state(tracker, "a stacking toy for my 4 year old")
+    assert ranker.score(older, w)[0][ranker.catalog.position["rattle"]] == 0.0  # no bonus for older children
+
+
 def test_an_age_on_a_catalog_without_recommended_ages_filters_nothing(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS)
     assert len(_ids(ranker, tracker, "a film for my 6 year old")) == len(FILMS)
