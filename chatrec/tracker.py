@@ -81,6 +81,10 @@ _OWNED = re.compile(r"\b(?:i|we|he|she|they|i'?ve|we'?ve|he'?s|she'?s|they'?ve)\
                     r"enough|a ton of|tons of|heaps of|a bunch of)\s+)?(?:an?\s+)?"
                     r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 _PERSON_BEFORE = re.compile(r"\b(?:i|we|he|she|they|you)\s+(?:also\s+|really\s+|already\s+)?$", re.I)  # "he has"
+# "sounds fun", "that one looks good": a reaction, no wish for the category "Sound Toys"
+_SOUNDS = re.compile(r"\b(?:(?:it|that|this|one|they|those|these|both|which)\s+(?:sounds?|looks?|seems?)|"
+                     r"sounds?\s+(?:(?:so|really|pretty|very|quite)\s+)?(?:good|great|fun|interesting|cool|nice|"
+                     r"perfect|lovely|like|amazing|awesome|brilliant))\b", re.I)
 _SELF = re.compile(r"(?:\bi am|\bi'?m|\bwe are|\bwe'?re|\bhe is|\bshe is|\bhe'?s|\bshe'?s)\s+$", re.I)  # "I'm not a kid"
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
@@ -159,6 +163,10 @@ _REF_PATTERNS = (  # (sentiment, pattern), first match wins
     (1, re.compile(rf"(?<!'d )(?<!would )(?<!might )(?<!will )(?<!may )\b(?:loved?|liked?|enjoyed|adored?)\s+"
                    rf"{_REF}\b{_ABOUT_ITEM}", re.I)),
     (1, re.compile(rf"\b{_REF} (?:was|were)(?: so| really| pretty)? (?:{_GOOD})\b", re.I)),
+    # "the second one looks good, anything similar?": a pick to find more like, as a like
+    (1, re.compile(rf"\b{_REF} (?:looks?|sounds?|seems?)(?: so| really| pretty| very)? (?:{_GOOD}|nice|cool|"
+                   rf"perfect|lovely|cute|interesting)\b(?=.*\b(?:similar|like (?:it|that|this)|more like|others? like)\b)",
+                   re.I)),
     (0, re.compile(rf"\b(?:i'?ve|i have|we'?ve|we have|i|we|already)(?: already| both)? (?:seen|watched|saw)\s+"
                    rf"{_REF}\b(?! yet)", re.I)),
     # owned, not watched: "he already has the first one", "we've got that", "I bought them both"
@@ -191,7 +199,8 @@ class Tracker:
         matches = self.matcher.find_in_text(text, typed=True)
         self._update_terms(state, text, titles=[(m.start, m.end) for m in matches])
         # "no Hornby" is no wish for Hornby, nor "he already has lots of puzzles" for puzzles
-        unwanted = [m.span() for m in self._owned_kinds(text)] + [m.span() for m in _NEGATION.finditer(text)]
+        unwanted = [m.span() for rx in (_NEGATION, _SOUNDS) for m in rx.finditer(text)]
+        unwanted += [m.span() for m in self._owned_kinds(text)]
         category = self.detect_category(_blank(text, unwanted))
         if category:
             state.prefs.category = category

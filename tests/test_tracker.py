@@ -109,6 +109,14 @@ def test_category(tmp_path, text, category):
     assert _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs.category == category
 
 
+def test_a_reaction_that_sounds_good_asks_for_no_sound_toys(tmp_path):
+    rows = SMALL_CATALOG + [{"id": "s1", "title": "Cow Sounder", "category": "Sound Toys", "price": 3.0}]
+    tracker = _tracker(tmp_path, rows)
+    assert _observe(tracker, "a train please", "the first one sounds fun").prefs.category == "Trains"
+    assert _observe(tracker, "a train please", "that looks great").prefs.category == "Trains"
+    assert _observe(tracker, "a train please", "any sound toys?").prefs.category == "Sound Toys"
+
+
 def test_a_common_word_of_a_category_name_does_not_switch_to_it(tmp_path):
     rows = SMALL_CATALOG + [{"id": "bob", "title": "Scoop Digger", "category": "Bob the Builder"}]
     state = _observe(_tracker(tmp_path, rows), "a train set under £20", "what is the first one about?")
@@ -251,6 +259,8 @@ def test_a_reply_naming_nothing_keeps_the_suggestions_a_follow_up_refers_to(tmp_
     (["The Shining (1980)", "Get Out (2017)"], "he already has the first one", [], {"m6": 0}),  # owned: had
     (["The Shining (1980)", "Get Out (2017)"], "we've got them both", [], {"m6": 0, "m5": 0}),
     (["The Shining (1980)"], "do you have it in blu-ray?", [], {}),  # a question, not owned
+    (["The Shining (1980)", "Get Out (2017)"], "the second one looks good, anything similar?", [], {"m5": 1}),
+    (["The Shining (1980)", "Get Out (2017)"], "the second one looks good", [], {}),  # interest only: still on offer
 ])
 def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested, reply, rejected, mentioned):
     tracker = _tracker(tmp_path, MOVIES)
