@@ -67,7 +67,7 @@ _AGE_OF_WORD = {"newborn": 0.25, "infant": 0.5, "baby": 0.5, "toddler": 2.0, "tw
 _NEGATION = re.compile(r"\b(?:(?:not|never|n'?t)\s+(?:really\s+|very\s+|too\s+|that\s+)?(?:interested in|into|keen on|"
                        r"big on|in the mood for|(?:an?\s+)?(?:big\s+|huge\s+)?fan of)|no interest in|"
                        r"(?:can'?t|cannot) stand|(?:don'?t|do not) care for|sick of|tired of|"
-                       r"no|not|without|avoid|except|nothing|hate|don'?t want|do not want|"
+                       r"no|not|non|without|avoid|except|nothing|hate|don'?t want|do not want|"
                        r"don'?t like|do not like|anything but|excluding|no more)\s+"
                        r"(?:any\s+|more\s+|(?P<article>an?\s+)|(?:(?:any|some)thing\s+)?(?:with|about|involving|featuring)\s+(?:any\s+|an?\s+)?|"
                        r"(?:any|some)thing\s+)?"
@@ -88,7 +88,8 @@ _SOUNDS = re.compile(r"\b(?:(?:it|that|this|one|they|those|these|both|which)\s+(
 _SELF = re.compile(r"(?:\bi am|\bi'?m|\bwe are|\bwe'?re|\bhe is|\bshe is|\bhe'?s|\bshe'?s)\s+$", re.I)  # "I'm not a kid"
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
-    "anything something nothing seen watched watching seeing heard tried interested looking keen fan big huge fond over under above below".split())
+    "anything something nothing seen watched watching seeing heard tried interested looking keen fan big huge fond over under above below "
+    "ones stuff".split())
 _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)

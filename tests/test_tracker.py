@@ -89,6 +89,7 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
     ("he already has a lot of puzzles", ["puzzles"], []),  # owned plenty of: no more of them
     ("she has loads of dolls, something with a remote control", ["dolls"], ["remote control"]),
     ("we've already got a train set", ["train"], []),
+    ("any non Lego ones?", ["lego"], []),
     ("he has a dinosaur obsession", [], []),  # no "already", no quantity: owns nothing, tells of him
     ("he has a lot of energy", [], []),
     ("one that has a remote control", [], ["remote control"]),
