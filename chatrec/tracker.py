@@ -96,7 +96,8 @@ _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? t
 _SOFTENERS = r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of", "not really into"
 _NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+{_SOFTENERS}"
                             r"(?:like|love|enjoy|care|fan|good|great|into|interested)|\b(?:hate[sd]?|hating|"
-                            r"dislike[sd]?|boring|awful|terrible|worst|overrated|too scary|meh|(?:sick|tired) of)\b", re.I)
+                            r"dislike[sd]?|boring|awful|terrible|worst|overrated|not for me|meh|(?:sick|tired) of|"
+                            r"(?<!not )(?<!n.t )too (?:scary|long|slow|violent|confusing|weird|sad|depressing|gory|childish|cheesy))\b", re.I)
 # The item itself is what the user refuses: "no Cars 3 or Pixar films", "anything but The Shining".
 _NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excluding|without|avoid|anything but|nothing like|"
                               r"nothing similar to|no more|none of)\s+(?:the\s+)?$", re.I)

@@ -153,6 +153,8 @@ def test_single_letters_and_digits_are_no_words_of_a_category(tmp_path):
     ("why not The Shining?", {"m6": 0}),
     ("I wasnt a very big fan of The Shining, but the score was great", {"m6": -1}),
     ("I'm not much of a fan of Get Out", {"m5": -1}),
+    ("I've seen The Shining, too long for me", {"m6": -1}),
+    ("I loved The Shining, not too long either", {"m6": 1}),
 ])
 def test_mentions_with_sentiment(tmp_path, text, mentioned):
     state = _observe(_tracker(tmp_path, MOVIES), text)
