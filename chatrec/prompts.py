@@ -28,7 +28,7 @@ CURRENCY = "£"
 TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                   "context_after_history", "shared_category", "has_prices"},
-    "reply_none.j2": {"items", "asked", "state", "currency", "first_turn", "has_prices", "has_categories"},
+    "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                 "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
@@ -108,9 +108,13 @@ class PromptBuilder:
 
     def none_reply(self, state: DialogueState, items: Sequence[Item]) -> str:
         # "what is the second one about?" without an LM: the catalog's own words on the items asked about
-        asked = [_item_view(item, ABOUT_CHARS) for i in state.asked if (item := self.catalog.get(i)) and item.description]
+        asked = [item for i in state.asked if (item := self.catalog.get(i)) and item.description]
+        pick = state.wants_pick and len(asked) > 1  # "which one is the best?": the best ranked of those asked about
+        if pick:
+            asked = [min(asked, key=lambda a: next((n for n, i in enumerate(items) if i.id == a.id), len(items)))]
         return self.templates["reply_none.j2"].render(
-            items=[_item_view(i) for i in items], asked=asked, state=state.summary(), currency=CURRENCY,
+            items=[_item_view(i) for i in items], asked=[_item_view(i, ABOUT_CHARS) for i in asked], pick=pick,
+            state=state.summary(), currency=CURRENCY,
             first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories).strip()
 
     def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],

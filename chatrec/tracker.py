@@ -140,6 +140,11 @@ _FOLLOW_UP = re.compile(
     r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
     r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)|"
     rf"\b(?:what|how) about (?:the (?:{_NTH})(?: one)?|that one|this one)\s*(?:\?|$)", re.I)
+# Which of the suggestions to take: "which one is the best?", "which would you pick?", "your top pick?"
+_PICK = re.compile(r"\bwhich (?:one|movie|film|of (?:them|those|these|the \w+))?\s*(?:(?:is|was|'s|are|would|should|do|did|will)\s+)?"
+                   r"(?:(?:the|your|you|i|we)\s+)?(?:\w+\s+)?(?:best|better|favou?rite|top|pick|choose|recommend|suggest|"
+                   r"start with|watch first|go (?:for|with))\b|\b(?:if you (?:had|have) to (?:pick|choose)|your (?:top|best) pick|"
+                   r"(?:pick|choose) one for me)\b", re.I)
 _OTHER = re.compile(r"(?<!than )\bthe other(?: one| movie| film| two| 2)?(?=\s*(?:[?.!,]|$)|\s+(?:one|is|was|about|sounds?|"
                     r"looks?|what|on my list)\b)", re.I)  # "what is the other about?"; not "the other day"
 
@@ -208,6 +213,7 @@ class Tracker:
             state.prefs.category = category
         state.asked = []
         state.wants_more = bool(_MORE.search(text))
+        state.wants_pick = bool(_PICK.search(text))
         for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
             state.mentioned[match.item_id] = sentiment

@@ -143,3 +143,29 @@ def test_without_an_lm_the_item_asked_about_is_described(tmp_path):
     assert "in movie" not in reply
     state.asked = ["f2"]  # nothing to say about it: just the picks
     assert PromptBuilder(films).none_reply(state, list(films)).startswith("Based on what you've told me")
+
+
+def test_without_an_lm_which_one_is_best_names_the_best_ranked_of_those(tmp_path):
+    """"Which one is the best?" after three suggestions: one answer, the best ranked of them, not
+    three descriptions. The tracker reads the question; the template says it."""
+    from conftest import write_jsonl
+
+    from chatrec.matching import TitleMatcher
+    from chatrec.tracker import Tracker
+
+    plot = "A family heads to an isolated hotel for the winter where a sinister presence lurks."
+    films = load_catalog(write_jsonl(tmp_path / "films.jsonl", [
+        {"id": f"f{n}", "title": title, "category": "movie", "description": f"{title}: {plot}"}
+        for n, title in enumerate(["The Shining (1980)", "Get Out (2017)", "It Follows (2014)"])]))
+    tracker = Tracker(films, TitleMatcher(films))
+    state = DialogueState()
+    tracker.observe(state, Message("user", "a scary movie"))
+    tracker.observe(state, Message("assistant", "How about The Shining (1980), Get Out (2017) or It Follows (2014)?"))
+    tracker.observe(state, Message("user", "which one is the best?"))
+    assert state.wants_pick and len(state.asked) == 3
+    ranked = [films.by_id[i] for i in ("f1", "f0", "f2")]  # the ranker's order this turn
+    reply = PromptBuilder(films).none_reply(state, ranked)
+    assert reply.startswith("Of those, I'd go for **Get Out (2017)**: A family heads")
+    assert "**The Shining (1980)**:" not in reply
+    tracker.observe(state, Message("user", "what are they about?"))
+    assert not state.wants_pick and PromptBuilder(films).none_reply(state, ranked).count("A family heads") == 3
