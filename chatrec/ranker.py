@@ -520,7 +520,8 @@ def informative_texts(state: DialogueState) -> list[str]:
     """The user's turns that say something searchable (excluded terms, budgets, ages, refused eras and
     spans of years removed: "nothing too old" must not search for "old", nor "from the last 10
     years" for "years"), oldest first."""
-    texts = [_SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(t)), state.prefs.exclude)))
+    texts = [_NEGATED_WORD.sub(" ", _SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(t)),
+                                                                               state.prefs.exclude))))
              for t in state.user_texts()]
     return [t for t in texts if content_words(t)]
 
@@ -573,6 +574,10 @@ _SPAN = re.compile(
     rf"|\b(?P<or_later>{_YEAR_NUMBER})\s+(?:or|and)\s+(?:later|newer|after|up|onwards?)\b"
     rf"|\b(?:after|post-?|newer than|later than)\s*(?P<after>{_YEAR_NUMBER})\b"
     rf"|\b(?:before|pre-?|older than|earlier than)\s*(?P<before>{_YEAR_NUMBER})\b", re.I)
+# A word refused is no search word: "nothing too scary please" must not search for "scary" (nor find
+# the requests of people who wanted something scary).
+_NEGATED_WORD = re.compile(r"\b(?:no|not|nothing|none|without|never|avoid|non)[\s-]+(?:(?:too|that|so|very|really|overly|"
+                           r"particularly|any|anything|something|a bit|a|an|the)\s+){0,2}[\w'-]+", re.I)
 _ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
 # Old films refused ("nothing too old", "not really into old movies", "it was too old for me"); not
 # "No Country for Old Men", nor "not a classic" (a film described, not an era refused).

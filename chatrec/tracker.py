@@ -140,6 +140,18 @@ _FOLLOW_UP = re.compile(
     r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
     r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)|"
     rf"\b(?:what|how) about (?:the (?:{_NTH})(?: one)?|that one|this one)\s*(?:\?|$)", re.I)
+# A whole series had: "he's seen all the harry potter ones", "we have every Thomas set", "watched all of the Saw films".
+_SEEN_ALL = re.compile(r"\b(?:seen|watched|saw|has|have|got|owns?)\s+(?:all|every|each)(?:\s+of)?(?:\s+the)?\s+"
+                       r"(?P<name>[\w'’&:.-]+(?:\s+[\w'’&:.-]+){0,4}?)\s+(?:ones?|movies?|films?|sets?|books?|series|sequels?|games?)\b",
+                       re.I)
+
+
+def _starts_series(title: str, name: str) -> bool:
+    """Normalised ``title`` is of the series ``name``: "harry potter and the goblet of fire 2005"."""
+    title = title[4:] if title.startswith("the ") else title
+    return title == name or title.startswith(name + " ")
+
+
 # Which of the suggestions to take: "which one is the best?", "which would you pick?", "your top pick?"
 _PICK = re.compile(r"\bwhich (?:one|movie|film|of (?:them|those|these|the \w+))?\s*(?:(?:is|was|'s|are|would|should|do|did|will)\s+)?"
                    r"(?:(?:the|your|you|i|we)\s+)?(?:\w+\s+)?(?:best|better|favou?rite|top|pick|choose|recommend|suggest|"
@@ -222,6 +234,8 @@ class Tracker:
             elif (mention_interest(text, match.start, match.end, [(m.start, m.end) for m in matches])
                   and match.item_id not in state.asked):
                 state.asked.append(match.item_id)
+        for item_id in self._series_had(text):  # "he's seen all the harry potter ones"
+            state.mentioned.setdefault(item_id, 0)  # had: not recommended back
         if not matches and self._update_referenced(state, text):
             state.wants_more = True  # "he already has the first one": the others, not the same list again
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
@@ -236,6 +250,22 @@ class Tracker:
             named = {m.item_id for m in matches}  # "Fireproof was amazing, what is the other about?": not Fireproof
             others = [i for i in state.last_shown if i not in named and i not in state.rejected]
             state.asked = others or state.asked
+
+    def _series_had(self, text: str) -> list[str]:
+        """Every item of a series the user has seen or owns all of ("seen all the harry potter ones",
+        "he has every Thomas set"): items whose title starts with the name, when two or more do."""
+        out: list[str] = []
+        for m in _SEEN_ALL.finditer(text):
+            if _REF_NEGATED.search(text, max(0, m.start() - 12), m.start()):
+                continue  # "I haven't seen all the Star Wars films"
+            name = normalize(m.group("name"))
+            name = name[4:] if name.startswith("the ") else name
+            if len(name) < 3:
+                continue
+            series = [i.id for i in self.catalog if _starts_series(normalize(i.title), name)]
+            if len(series) >= 2:
+                out += series
+        return out
 
     def _update_referenced(self, state: DialogueState, text: str) -> bool:
         """A dislike of the items the assistant just suggested, referred to rather than named,

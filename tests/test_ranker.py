@@ -551,3 +551,14 @@ def test_a_film_listed_under_another_title_is_no_suggestion_once_named(tmp_path)
     assert ids.count("o1") + ids.count("o2") == 1  # one film, shown once
     ids = _ids(ranker, tracker, "I love Anchorman, more ghost haunted house horror please")
     assert "o1" not in ids and "o2" not in ids
+
+
+def test_a_word_refused_is_no_search_word():
+    """"nothing too scary please" searched for "scary" (and for what people who wanted something scary
+    were offered): It (2017) led a list for a ten-year-old."""
+    from chatrec.ranker import informative_texts
+
+    state = DialogueState(messages=[Message("user", "a fantasy film for my son"), Message("user", "nothing too scary please"),
+                                    Message("user", "not a horror, a non-animated one with dragons")])
+    assert [t.split() for t in informative_texts(state)] == [["a", "fantasy", "film", "for", "my", "son"],
+                                                             [",", "a", "one", "with", "dragons"]]

@@ -338,3 +338,16 @@ def test_asking_for_other_suggestions_is_read_per_message(tmp_path, text, more):
     assert state.wants_more is more
     tracker.observe(state, Message("user", "a comedy"))
     assert state.wants_more is False  # about the latest message only
+
+
+@pytest.mark.parametrize("text, had", [
+    ("he's seen all the harry potter ones", {"m7", "m8"}),
+    ("we watched all of the Star Wars movies", {"m3", "m4"}),
+    ("she has every harry potter film, anything similar?", {"m7", "m8"}),
+    ("I haven't seen all the star wars films", {"m4"}),  # the film named (neutral), not the series
+    ("we've seen all the get out films", set()),  # one film is no series: nothing to say
+])
+def test_a_whole_series_seen_or_owned_is_never_recommended_back(tmp_path, text, had):
+    rows = MOVIES + [{"id": "m8", "title": "Harry Potter and the Goblet of Fire (2005)", "category": "movie"}]
+    state = _observe(_tracker(tmp_path, rows), text)
+    assert {i for i, s in state.mentioned.items() if s == 0} == had
