@@ -578,7 +578,8 @@ _SPAN = re.compile(
 # the requests of people who wanted something scary).
 _NEGATED_WORD = re.compile(r"\b(?:no|not|nothing|none|without|never|avoid|non)[\s-]+(?:(?:too|that|so|very|really|overly|"
                            r"particularly|any|anything|something|a bit|a|an|the)\s+){0,2}[\w'-]+", re.I)
-_ERA_NEGATED = re.compile(r"\b(?:no|not|nothing|don'?t|isn'?t|too)\b[^.!?,;]{0,15}$", re.I)
+# "not from the 80s", "maybe not any films from the 80's", "too old"; not "nothing too violent from the 80s"
+_ERA_NEGATED = re.compile(r"(?:\b(?:no|not|nothing|don'?t|isn'?t)\b(?![^.!?,;]*\btoo\b)[^.!?,;]{0,24}|\btoo\s+)$", re.I)
 # Old films refused ("nothing too old", "not really into old movies", "it was too old for me"); not
 # "No Country for Old Men", nor "not a classic" (a film described, not an era refused).
 _ERA_REFUSED = re.compile(r"(?:\b(?:no|not|nothing|none|don'?t want anything)\s+(?:(?:really|too|that|so|very|into|a fan of|"
@@ -597,7 +598,7 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
         clean = _AGE.sub(" ", text)
         for rx, kind in ((_SPAN, "span"), (_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
             for m in rx.finditer(clean):
-                if _ERA_NEGATED.search(clean[max(0, m.start() - 20):m.start()]):
+                if _ERA_NEGATED.search(clean[max(0, m.start() - 32):m.start()]):
                     if kind == "old" and any(r.start() <= m.start() < r.end() for r in _ERA_REFUSED.finditer(clean)):
                         return (newest - 20, 9999), decay ** age, "not old"
                     continue

@@ -89,7 +89,7 @@ _SELF = re.compile(r"(?:\bi am|\bi'?m|\bwe are|\bwe'?re|\bhe is|\bshe is|\bhe'?s
 _NOT_TARGETS = COMMON_WORDS | frozenset(
     "sure thanks thank really too so idea problem worries much bad expensive cheap yet quite "
     "anything something nothing seen watched watching seeing heard tried interested looking keen fan big huge fond over under above below "
-    "ones stuff".split())
+    "ones stuff though tho please thanks".split())
 _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)

@@ -292,6 +292,8 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     ("a silly comedy, 2010 or later", "d"),
     ("a silly comedy from the 2010s", "d"),
     ("I watched a silly comedy last year", None),  # when they watched
+    ("a silly comedy, maybe not any films from the 90's though", None),
+    ("a silly comedy, nothing too violent from the 90s", "c"),  # "too violent" refuses no decade
 ])
 def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0, recency=0.0))

@@ -90,6 +90,7 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
     ("she has loads of dolls, something with a remote control", ["dolls"], ["remote control"]),
     ("we've already got a train set", ["train"], []),
     ("any non Lego ones?", ["lego"], []),
+    ("I like dramas. No romance though", ["romance"], []),
     ("he has a dinosaur obsession", [], []),  # no "already", no quantity: owns nothing, tells of him
     ("he has a lot of energy", [], []),
     ("one that has a remote control", [], ["remote control"]),
