@@ -116,7 +116,7 @@ class Cache:
                    shown_penalty: float | None = None) -> list[tuple[int, int, int]]:
         """(turn, target position, rank) for every (turn, target) pair of ``rows``; rank ``KS[-1]``
         when the target is not among the first ``KS[-1]`` (one listing per title, as ``Ranker.top``)."""
-        from chatrec.ranker import RankWeights, one_listing_each
+        from chatrec.ranker import RankWeights, one_listing_each, preferred_view
 
         shown_penalty = RankWeights().shown_penalty if shown_penalty is None else shown_penalty
         learned = any(weights.get(s) for s in RankWeights.LEARNED)  # the priors also say which listing people name
@@ -127,6 +127,10 @@ class Cache:
             for s, w in weights.items():
                 if w:
                     total += w * self.sig[s][chunk].astype(np.float32)
+            prefers = [None] * len(chunk)
+            if learned:  # a film shows as the listing people name, ranked by that listing's score (Ranker.top)
+                for row, i in enumerate(chunk):
+                    total[row], prefers[row] = preferred_view(total[row], self.prefer[self.folds[i]])
             width = KS[-1] + min(len(self.listings), total.shape[1] - KS[-1] - 1)
             top = np.argpartition(-total, width, axis=1)[:, :width]
             order = np.argsort(-np.take_along_axis(total, top, 1), axis=1, kind="stable")
@@ -134,8 +138,7 @@ class Cache:
             for row, i in enumerate(chunk):
                 ranked = top[row]
                 if self.has_listings[ranked[:KS[-1]]].any():
-                    ranked = one_listing_each(ranked.tolist(), self.listings,
-                                              prefer=self.prefer[self.folds[i]] if learned else None, scores=total[row])
+                    ranked = one_listing_each(ranked.tolist(), self.listings, prefer=prefers[row], scores=total[row])
                 rank = {p: r for r, p in enumerate(ranked[:KS[-1]])}
                 out += [(i, t, rank.get(t, KS[-1])) for t in self.targets[i]]
         return out

@@ -168,19 +168,12 @@ class Ranker:
                 for i in chosen]
 
     def _one_listing_each(self, scores: np.ndarray, n: int, k: int) -> list[int]:
-        """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n`` run out.
-
-        A film shows as the listing people use more (``_preferred``) and then ranks by that listing's
-        score, unless the other listing scores ``PREFER_MARGIN`` more: "The Bourne Identity (1988)"
-        (a TV film that ReDial's catalog gives the 2002 film's plot) leads a list for "before 1995"
-        as itself, not as the 2002 film."""
+        """Positions of the ``k`` best of the ``n`` best items, one listing per title: fewer when the ``n``
+        run out. A film shows as the listing people use more, ranked by that listing's score
+        (``preferred_view``)."""
         prefer = self._preferred
         if prefer:
-            rows, shown = self._preferred_rows
-            keep = np.isfinite(scores[shown]) & (scores[shown] >= scores[rows] - PREFER_MARGIN)
-            prefer = dict(zip(rows[keep].tolist(), shown[keep].tolist()))
-            scores = scores.copy()
-            scores[rows[keep]] = scores[shown[keep]]
+            scores, prefer = preferred_view(scores, prefer, self._preferred_rows)
         top = np.argpartition(-scores, n - 1)[:n]
         return one_listing_each(top[np.argsort(-scores[top], kind="stable")].tolist(), self.catalog.listings, k,
                                 prefer, scores)
@@ -492,6 +485,21 @@ def popularity_prior(catalog: Catalog, collab: CollaborativeModel | None = None)
         return collab.popularity_prior()
     counts = np.array([math.log1p(i.review_count or 0) for i in catalog], dtype=np.float32)
     return counts / counts.max() if counts.max() > 0 else counts
+
+
+def preferred_view(scores: np.ndarray, prefer: Mapping[int, int],
+                   rows: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[int, int]]:
+    """(scores, prefer) for ranking one listing per film: a film shows as the listing people use more
+    (``prefer``: listing -> that listing) and then ranks by that listing's score, unless the other
+    listing scores ``PREFER_MARGIN`` more: "The Bourne Identity (1988)" (a TV film that ReDial's
+    catalog gives the 2002 film's plot) leads a list for "before 1995" as itself, not as the 2002
+    film. ``rows``: ``prefer`` as two arrays, when the caller keeps them."""
+    listing, shown = rows if rows is not None else (np.fromiter(prefer.keys(), dtype=np.int64, count=len(prefer)),
+                                                     np.fromiter(prefer.values(), dtype=np.int64, count=len(prefer)))
+    keep = np.isfinite(scores[shown]) & (scores[shown] >= scores[listing] - PREFER_MARGIN)
+    scores = scores.copy()
+    scores[listing[keep]] = scores[shown[keep]]
+    return scores, dict(zip(listing[keep].tolist(), shown[keep].tolist()))
 
 
 def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int]], k: int | None = None,
