@@ -31,7 +31,7 @@ the their theirs them themselves then there these they this those through to too
 wasn we were weren what when where which while who whom why will with won would wouldn you your yours
 yourself yourselves ll ve re im id ive youre thats whats dont cant wont isnt u ur ya yeah yep yes nope ok
 okay oh hi hello hey thanks thank thx please pls plz lol haha hmm um well sure maybe really quite just
-like likes liked love loved loves enjoy enjoyed good great nice cool awesome fine best better favorite
+like likes liked love loved loves enjoy enjoyed good great nice cool awesome fine best better favorite perfect
 favourite fan want wanted wants need needs looking look find show tell give get got suggest suggestions
 suggestion recommend recommendations recommendation recommended idea ideas option options choice choices
 alternative alternatives something someone thing things stuff kind kinds sort type types one ones else

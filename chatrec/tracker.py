@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from .catalog import Catalog
+from .lexical import content_words
 from .matching import COMMON_WORDS, TitleMatcher, normalize
 from .state import DialogueState, Message
 
@@ -30,6 +31,8 @@ _AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?|circa)\s*(?
                      rf"{_NUM}\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks)\b)", re.I)
 _BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
 _BUDGET_PHRASES = (_BETWEEN, _RANGE, _MAX, _MIN, _AROUND, _BARE_BUDGET)
+# An amount with its currency and nothing else: "not too expensive, maybe £20?" is a budget.
+_BARE_AMOUNT = re.compile(rf"(?:£|\$|€)\s?{_NUM}(?!\s*(?:-|–|to)\s*(?:£|\$|€)?\d)", re.I)
 _SLANG_MONEY = {"fiver": "£5", "tenner": "£10"}
 _SLANG = re.compile(r"\b(?:an?\s+)?(fiver|tenner)s?\b", re.I)  # "under a tenner"
 # Cheaper than what was just shown, with no amount: "something cheaper?", "those are too expensive".
@@ -152,6 +155,9 @@ def _starts_series(title: str, name: str) -> bool:
     return title == name or title.startswith(name + " ")
 
 
+# A question about the suggestions as a group: "does any of them sing?", "are any of those wooden?"
+_ABOUT_SHOWN = re.compile(r"\b(?:do|does|did|is|are|can|could|will|would|have|has)\s+(?:any|either|one|some|all|both|"
+                          r"none|each)\s+of\s+(?:them|those|these|the \w+)\b", re.I)
 # Which of the suggestions to take: "which one is the best?", "which would you pick?", "your top pick?"
 _PICK = re.compile(r"\bwhich (?:one|movie|film|of (?:them|those|these|the \w+))?\s*(?:(?:is|was|'s|are|would|should|do|did|will)\s+)?"
                    r"(?:(?:the|your|you|i|we)\s+)?(?:\w+\s+)?(?:best|better|favou?rite|top|pick|choose|recommend|suggest|"
@@ -182,6 +188,8 @@ _REF_PATTERNS = (  # (sentiment, pattern), first match wins
     (1, re.compile(rf"(?<!'d )(?<!would )(?<!might )(?<!will )(?<!may )\b(?:loved?|liked?|enjoyed|adored?)\s+"
                    rf"{_REF}\b{_ABOUT_ITEM}", re.I)),
     (1, re.compile(rf"\b{_REF} (?:was|were)(?: so| really| pretty)? (?:{_GOOD})\b", re.I)),
+    (1, re.compile(rf"\b{_REF} (?:is|would be|will be|'s)(?: just)? (?:perfect|exactly what i (?:want|need)(?:ed)?|the one)\b",
+                   re.I)),  # "the first one is perfect, thanks!": picked
     # "the second one looks good, anything similar?": a pick to find more like, as a like
     (1, re.compile(rf"\b{_REF} (?:looks?|sounds?|seems?)(?: so| really| pretty| very)? (?:{_GOOD}|nice|cool|"
                    rf"perfect|lovely|cute|interesting)\b(?=.*\b(?:similar|like (?:it|that|this)|more like|others? like)\b)",
@@ -245,11 +253,27 @@ class Tracker:
             if m := _ORDINAL.search(text):  # "what is the second one about?": that one
                 picked = [i for i in _nth(state.last_shown, m.group(1)) if i not in state.rejected]
                 state.asked = picked or state.asked
+        if not matches and _ABOUT_SHOWN.search(text):  # "does any of them sing?": those that do
+            state.asked = self._shown_with(state, text) or state.asked
         other = _OTHER.search(text)
         if other and not any(m.start <= other.start() < m.end for m in matches):  # not "The Other Guys"
             named = {m.item_id for m in matches}  # "Fireproof was amazing, what is the other about?": not Fireproof
             others = [i for i in state.last_shown if i not in named and i not in state.rejected]
             state.asked = others or state.asked
+
+    def _shown_with(self, state: DialogueState, text: str) -> list[str]:
+        """The latest suggestions whose title or description has a word the question asks about
+        ("sing" in "Singing Plush Doll"): words of 3+ letters, matched by stem as a word's start."""
+        wanted = {_stem(w) for w in content_words(_ABOUT_SHOWN.sub(" ", text)) if len(w) >= 3}
+        out = []
+        for item_id in state.last_shown:
+            item = self.catalog.get(item_id)
+            if item is None or item_id in state.rejected:
+                continue
+            words = normalize(f"{item.title} {item.description}").split()
+            if any(w.startswith(stem) for stem in wanted for w in words):
+                out.append(item_id)
+        return out
 
     def _series_had(self, text: str) -> list[str]:
         """Every item of a series the user has seen or owns all of ("seen all the harry potter ones",
@@ -287,6 +311,11 @@ class Tracker:
     def _update_budget(self, state: DialogueState, text: str) -> None:
         prefs = state.prefs
         text = money_words(text)
+        if not any(p.search(text) for p in _BUDGET_PHRASES) and (m := _BARE_AMOUNT.search(text)):
+            prefs.max_price = _money(m.group(1))  # the one amount named is the most to spend
+            if prefs.min_price is not None and prefs.min_price > prefs.max_price:
+                prefs.min_price = None
+            return
         if _CHEAPER.search(text) and not any(p.search(text) for p in _BUDGET_PHRASES):
             # no amount: below the middle price of what was just shown ("something cheaper?")
             prices = sorted(p for i in state.last_shown if (p := self._price(i)) is not None)

@@ -50,6 +50,8 @@ def _observe(tracker: Tracker, *texts: str) -> DialogueState:
     ("about 25 quid", 18.75, 31.25),
     ("my budget is about 25 quid", None, 25.0),  # a budget is a cap, "about" or not
     ("budget is around £40", None, 40.0),
+    ("not too expensive, maybe £20?", None, 20.0),  # the one amount named
+    ("£15 please", None, 15.0),
 ])
 def test_budget(tmp_path, text, lo, hi):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
@@ -265,6 +267,7 @@ def test_a_reply_naming_nothing_keeps_the_suggestions_a_follow_up_refers_to(tmp_
     (["The Shining (1980)"], "do you have it in blu-ray?", [], {}),  # a question, not owned
     (["The Shining (1980)", "Get Out (2017)"], "the second one looks good, anything similar?", [], {"m5": 1}),
     (["The Shining (1980)", "Get Out (2017)"], "the second one looks good", [], {}),  # interest only: still on offer
+    (["The Shining (1980)", "Get Out (2017)"], "the first one is perfect, thanks!", [], {"m6": 1}),  # picked
 ])
 def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested, reply, rejected, mentioned):
     tracker = _tracker(tmp_path, MOVIES)
@@ -352,3 +355,15 @@ def test_a_whole_series_seen_or_owned_is_never_recommended_back(tmp_path, text, 
     rows = MOVIES + [{"id": "m8", "title": "Harry Potter and the Goblet of Fire (2005)", "category": "movie"}]
     state = _observe(_tracker(tmp_path, rows), text)
     assert {i for i, s in state.mentioned.items() if s == 0} == had
+
+
+def test_a_question_about_the_suggestions_as_a_group_asks_about_those_it_fits(tmp_path):
+    """"Does any of them sing?" after three toys: the one whose text says it sings is asked about
+    (described first, kept on top); a question none fits keeps what was asked before."""
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "a scary film please")
+    tracker.observe(state, Message("assistant", "How about The Shining (1980), Get Out (2017) or The Babadook (2014)?"))
+    tracker.observe(state, Message("user", "are any of them set in a hotel?"))
+    assert state.asked == ["m6"]  # "A hotel in winter."
+    tracker.observe(state, Message("user", "do any of those have dragons?"))
+    assert state.asked == []
