@@ -5,23 +5,38 @@ a must-have word found in the item's text) checked against the dialogue state.
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 from .catalog import Item
 from .facets import CREDIT_KEYS
 from .matching import normalize
 from .state import DialogueState
 
 
-def explain(state: DialogueState, item: Item, currency: str = "£") -> str:
+def explain(state: DialogueState, item: Item, currency: str = "£", wishes: Sequence[str] = (),
+            era: tuple[int, int] | None = None, lookup: Callable[[str], Item | None] | None = None) -> str:
+    """``wishes``: the ranker's understood labels ("Genre: comedy", "With: Jim Carrey",
+    ``Ranker.understood``); ``era``: the years asked for (``Ranker.era_span``); ``lookup``: item id ->
+    item, to name a liked film that shares a person with this one ("with Will Ferrell, as in Elf (2003)")."""
     prefs = state.prefs
     parts: list[str] = []
     if prefs.category and item.category == prefs.category:
         parts.append(f"in {item.category}")
+    genres = [g for g in _values(item, "genre") if f"Genre: {g}".lower() in {w.lower() for w in wishes}]
+    if genres:
+        parts.append(", ".join(genres))  # "comedy, romance": the genres asked for that it has
+    if item.year and era is not None and era[0] <= item.year <= era[1]:
+        parts.append(f"from {item.year}")
     text = normalize(item.search_text())
-    matched = [t for t in prefs.must_have if normalize(t) and normalize(t) in text]
+    named = [w[6:] for w in wishes if w.startswith("With: ")]
+    matched = [t for t in dict.fromkeys([*named, *prefs.must_have]) if normalize(t) and normalize(t) in text]
     people = [_credit(item, t) for t in matched]
-    if credited := [p for p in people if p]:
+    credited = list(dict.fromkeys(p for p in people if p))
+    if credited:
         parts.append("with " + ", ".join(credited))  # "with Jim Carrey", as the catalog spells the name
-    if things := [t for t, p in zip(matched, people) if not p]:
+    elif lookup is not None and (shared := _shared_with_liked(state, item, lookup)):
+        parts.append(shared)
+    if things := [t for t, p in zip(matched, people) if not p and t in prefs.must_have]:
         parts.append("has " + ", ".join(things))
     if item.price is not None and prefs.max_price is not None and item.price <= prefs.max_price:
         parts.append(f"{currency}{item.price:.2f} fits your budget ({prefs.budget_text(currency)})")
@@ -41,6 +56,27 @@ def explain(state: DialogueState, item: Item, currency: str = "£") -> str:
         if item.category:
             parts.append(f"a {item.category} pick close to what you described")
     return "; ".join(parts)[:1].upper() + "; ".join(parts)[1:] if parts else "Close to what you described"
+
+
+def _values(item: Item, key: str) -> list[str]:
+    value = item.attributes.get(key)
+    return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+
+
+def _shared_with_liked(state: DialogueState, item: Item, lookup: Callable[[str], Item | None]) -> str | None:
+    """"with Will Ferrell, as in Elf (2003)": the first person credited on ``item`` and on a film the
+    user named as liked or gave a thumbs-up."""
+    liked = [*state.liked, *(i for i, s in state.mentioned.items() if s > 0 and i not in state.liked)]
+    mine = {normalize(n): n for key in CREDIT_KEYS for n in _values(item, key)}
+    for item_id in liked:
+        other = lookup(item_id)
+        if other is None or other.id == item.id:
+            continue
+        for key in CREDIT_KEYS:
+            for name in _values(other, key):
+                if normalize(name) in mine:
+                    return f"with {mine[normalize(name)]}, as in {other.title}"
+    return None
 
 
 def _credit(item: Item, term: str) -> str | None:

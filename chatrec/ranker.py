@@ -278,6 +278,11 @@ class Ranker:
                     named[col] = again[col]
         return named
 
+    def era_span(self, state: DialogueState) -> tuple[int, int] | None:
+        """The release years the ranking follows now ("the 1990s": (1990, 1999)), or None."""
+        era = self._era(state, self.weights.turn_decay) if self._years.any() else None
+        return era[0] if era is not None else None
+
     def understood(self, state: DialogueState) -> list[tuple[str, str]]:
         """(label, key) of the wishes in words the ranking follows now: an era ("Era: the 1990s"),
         genres asked for ("Genre: comedy") and people named ("With: Jim Carrey")."""

@@ -178,8 +178,9 @@ class Recommender:
             if c.item.id not in chosen:
                 out.append(Recommendation(c.item, c.score, "ranker"))
                 chosen.add(c.item.id)
+        wishes, era = [label for label, _ in self.s.ranker.understood(state)], self.s.ranker.era_span(state)
         for r in out:
-            r.reason = explain(state, r.item)
+            r.reason = explain(state, r.item, wishes=wishes, era=era, lookup=self.s.catalog.get)
         return out
 
     def feedback(self, state: DialogueState, value: int, *, item_id: str | None = None,

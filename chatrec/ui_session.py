@@ -241,7 +241,10 @@ class ChatController:
     def _rerank(self, session: ChatSession) -> None:
         state = session.state
         ranked = self.services.ranker.rank(state, k=self.slots)
-        session.cards = [Card(r.item.id, explain(state, r.item), "rerank") for r in ranked]
+        ranker = self.services.ranker
+        wishes, era = [label for label, _ in ranker.understood(state)], ranker.era_span(state)
+        session.cards = [Card(r.item.id, explain(state, r.item, wishes=wishes, era=era, lookup=self.services.catalog.get),
+                              "rerank") for r in ranked]
         session.cards_turn = None
 
 

@@ -531,6 +531,24 @@ def test_explain_quotes_only_the_item_and_the_request(prefs, item, expected):
     assert explain(state, _item(**item)) == expected
 
 
+def test_explain_names_the_genres_years_and_people_the_ranking_followed():
+    """On a film catalog: the genres asked for that the film has, its year when it is in the era asked
+    for, a person asked for, or else a person it shares with a film the user liked."""
+    from chatrec.catalog import Item
+    from chatrec.explain import explain
+
+    elf = Item("elf", "Elf (2003)", attributes={"genre": ["comedy", "family"], "star": ["Will Ferrell"], "year": 2003})
+    roxbury = Item("rox", "A Night at the Roxbury (1998)", attributes={
+        "genre": ["comedy", "music"], "star": ["Will Ferrell", "Chris Kattan"], "year": 1998})
+    state = DialogueState(mentioned={"elf": 1})
+    lookup = {"elf": elf, "rox": roxbury}.get
+    assert explain(state, roxbury, wishes=["Genre: comedy"], era=(1990, 1999), lookup=lookup) == \
+        "Comedy; from 1998; with Will Ferrell, as in Elf (2003)"
+    assert explain(state, roxbury, wishes=["Genre: comedy", "With: Chris Kattan"], era=(2010, 9999), lookup=lookup) == \
+        "Comedy; with Chris Kattan"  # the person asked for; 1998 is not in the era asked for
+    assert explain(DialogueState(), roxbury) == "Close to what you described"  # nothing asked: nothing claimed
+
+
 # -- the start-up page ---------------------------------------------------------------------
 def test_startup_page_serves_progress_then_frees_the_port():
     import re
