@@ -39,8 +39,9 @@ from .state import DialogueState
 from .tracker import _category_words, category_family, singular, without_age, without_budget
 
 # A film shows as the listing people name more unless another listing scores this much more
-# (about a genre's weight; an era asked for is worth 4): see ``Ranker._one_listing_each``.
+# (about a genre's weight; an era asked for is worth 4): see ``preferred_view``.
 PREFER_MARGIN = 1.0
+
 
 @dataclass(frozen=True)
 class RankWeights:
@@ -581,8 +582,7 @@ _NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven e
 # 2010", "2010 or later", "after 2010", "before 2000", "pre-2000". Not "last year" (when they watched).
 _YEAR_NUMBER = r"(?:19|20)\d\d"
 _SPAN = re.compile(
-    r"\b(?:last|past)\s+(?:(?P<n>\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-    r"fifteen|twenty|few|couple(?:\s+of)?)\s+)?(?P<unit>years|decades?)\b"
+    rf"\b(?:last|past)\s+(?:(?P<n>\d{{1,2}}|{'|'.join(_NUMBERS)}|few|couple(?:\s+of)?)\s+)?(?P<unit>years|decades?)\b"
     rf"|\bsince\s+(?P<since>{_YEAR_NUMBER})\b"
     rf"|\b(?P<or_later>{_YEAR_NUMBER})\s+(?:or|and)\s+(?:later|newer|after|up|onwards?)\b"
     rf"|\b(?:after|post-?|newer than|later than)\s*(?P<after>{_YEAR_NUMBER})\b"

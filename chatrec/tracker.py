@@ -373,7 +373,7 @@ class Tracker:
         for m in _MUST.finditer(text):
             if any(lo <= m.start() < hi for lo, hi in refused):
                 continue  # "nothing with zombies" refuses zombies
-            if m.group(0)[:2].lower() == "ha" and _PERSON_BEFORE.search(text, 0, m.start()):
+            if m.group(0).lower().startswith(("has", "have")) and _PERSON_BEFORE.search(text, 0, m.start()):
                 continue  # "he has a lot of energy" tells of him, not of the item
             term = _clean_term(m.group(1), self.matcher.is_person)
             if term and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
