@@ -22,7 +22,8 @@ def explain(state: DialogueState, item: Item, currency: str = "£", wishes: Sequ
     parts: list[str] = []
     if prefs.category and item.category == prefs.category:
         parts.append(f"in {item.category}")
-    genres = [g for g in _values(item, "genre") if f"Genre: {g}".lower() in {w.lower() for w in wishes}]
+    asked = {w.lower() for w in wishes}
+    genres = [g for g in _values(item, "genre") if f"genre: {g}".lower() in asked]
     if genres:
         parts.append(", ".join(genres))  # "comedy, romance": the genres asked for that it has
     if item.year and era is not None and era[0] <= item.year <= era[1]:
@@ -56,6 +57,12 @@ def explain(state: DialogueState, item: Item, currency: str = "£", wishes: Sequ
         if item.category:
             parts.append(f"a {item.category} pick close to what you described")
     return "; ".join(parts)[:1].upper() + "; ".join(parts)[1:] if parts else "Close to what you described"
+
+
+def reasons(state: DialogueState, items: Sequence[Item], ranker, catalog) -> list[str]:
+    """``explain`` for each of ``items`` with what ``ranker`` follows now (its understood wishes and era)."""
+    wishes, era = [label for label, _ in ranker.understood(state)], ranker.era_span(state)
+    return [explain(state, item, wishes=wishes, era=era, lookup=catalog.get) for item in items]
 
 
 def _values(item: Item, key: str) -> list[str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .backends import GenerationOptions
 from .catalog import Item
-from .explain import explain
+from .explain import reasons
 from .errors import ChatrecError, GenerationError, InputError
 from .grounding import Grounding, render_reply
 from .ranker import Ranked
@@ -178,9 +178,8 @@ class Recommender:
             if c.item.id not in chosen:
                 out.append(Recommendation(c.item, c.score, "ranker"))
                 chosen.add(c.item.id)
-        wishes, era = [label for label, _ in self.s.ranker.understood(state)], self.s.ranker.era_span(state)
-        for r in out:
-            r.reason = explain(state, r.item, wishes=wishes, era=era, lookup=self.s.catalog.get)
+        for r, reason in zip(out, reasons(state, [r.item for r in out], self.s.ranker, self.s.catalog)):
+            r.reason = reason
         return out
 
     def feedback(self, state: DialogueState, value: int, *, item_id: str | None = None,

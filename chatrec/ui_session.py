@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal
 
 from .errors import ChatrecError, InputError
-from .explain import explain
+from .explain import reasons
 from .recommender import Recommender, TurnResult, clean_message
 from .services import Services
 from .state import DialogueState
@@ -241,10 +241,8 @@ class ChatController:
     def _rerank(self, session: ChatSession) -> None:
         state = session.state
         ranked = self.services.ranker.rank(state, k=self.slots)
-        ranker = self.services.ranker
-        wishes, era = [label for label, _ in ranker.understood(state)], ranker.era_span(state)
-        session.cards = [Card(r.item.id, explain(state, r.item, wishes=wishes, era=era, lookup=self.services.catalog.get),
-                              "rerank") for r in ranked]
+        why = reasons(state, [r.item for r in ranked], self.services.ranker, self.services.catalog)
+        session.cards = [Card(r.item.id, reason, "rerank") for r, reason in zip(ranked, why)]
         session.cards_turn = None
 
 
