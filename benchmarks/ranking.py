@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "redial-valid"
 KS = (1, 10, 50)
 FACETS = ("genre", "genre_asked", "audience", "seed_genre", "credits", "named_credits", "era")
-SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests", "comention", "request_profile")
+SIGNALS = ("dense", "lexical", "mentioned", "asked", "collab", "popularity", "recency", *FACETS, "target_pop", "cooc", "requests", "comention", "request_profile",
+           "genre_requests", "comention_far", "comention_top")
 # (row name, signals switched on, weights searched by CV)
 ROWS = [
     ("dense only", ("dense",), ()),
@@ -47,7 +48,8 @@ ROWS = [
                                                *FACETS),
      ("lexical", "mentioned", "collab", "popularity", "recency", *FACETS)),
     ("+ learned priors from other dialogues (CV)", SIGNALS,
-     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests", "comention", "request_profile")),
+     ("lexical", "mentioned", "collab", "popularity", "target_pop", "cooc", "requests", "comention", "request_profile",
+      "genre_requests", "comention_far", "comention_top")),
 ]
 # Fixed weights, no search: what the shipped commands run (the learned priors still come from the
 # other folds). (row name, RankWeights factory name)
@@ -93,14 +95,21 @@ class Cache:
 
         self.states = [replay(services, d) for d in tqdm(dialogues, file=sys.stderr, desc="replay")]
         queries = {d.id: ranker.query_vector(st) for d, st in zip(dialogues, self.states)}
+        genres = {d.id: ranker.wanted_genres(st) for d, st in zip(dialogues, self.states)}
         self.priors = [TargetPrior.from_dialogues(services.catalog, services.matcher,
                                                   [d for d, f in zip(dialogues, self.folds) if f != k],
-                                                  query_of=lambda d: queries[d.id])
+                                                  query_of=lambda d: queries[d.id], genres_of=lambda d: genres[d.id],
+                                                  genre_names=ranker.facets.genre_names)
                        for k in range(folds)]
         self.prefer = [prior.preferred_listings() for prior in self.priors]  # which listing of a film people name
+        # "comention_top" follows the best-scored items of a list, so it depends on the other weights:
+        # cached as the shipped learned weights' list makes it (unit weights would follow another list)
+        top_weights = replace(RankWeights.learned(), comention_top=1.0)
         for i, state in enumerate(tqdm(self.states, file=sys.stderr, desc="signals")):
             ranker.set_target_prior(self.priors[self.folds[i]])
-            _, signals_of_turn = ranker.score(state, self.unit)
+            _, signals_of_turn = ranker.score(state, replace(self.unit, comention_top=0.0))
+            if "comention_top" in self.sig:
+                signals_of_turn["comention_top"] = ranker.score(state, top_weights)[1].get("comention_top", 0.0)
             for s, values in signals_of_turn.items():
                 if s in self.sig:
                     self.sig[s][i] = values

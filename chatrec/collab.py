@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -114,12 +114,14 @@ class TargetPrior:
     (k nearest training turns by query cosine; "people who asked like this were offered these"),
     and which items came up *in the same conversation* (co-mention: a conversation about horror
     films names horror films, on either side; turns whose context extends another turn's context
-    are one conversation, and each conversation's pairs weigh 1 / its number of items).
+    are one conversation, and each conversation's pairs weigh 1 / its number of items), and, given
+    the genres each training turn asked for, what people asking for those genres were offered.
     Never built from the dialogues being scored; ``benchmarks/ranking.py`` shows the cross-validated effect."""
 
     def __init__(self, catalog: Catalog, counts: np.ndarray, cooc: sparse.csr_matrix,
                  queries: np.ndarray | None = None, query_targets: sparse.csr_matrix | None = None,
-                 comention: sparse.csr_matrix | None = None, usage: np.ndarray | None = None):
+                 comention: sparse.csr_matrix | None = None, usage: np.ndarray | None = None,
+                 genre_names: Sequence[str] = (), genre_targets: np.ndarray | None = None):
         self.catalog = catalog
         self.usage = usage if usage is not None else np.zeros(len(catalog), dtype=np.float32)
         self.counts = counts
@@ -127,20 +129,27 @@ class TargetPrior:
         self.queries = queries  # (turns, dim) unit vectors, or None
         self.query_targets = query_targets  # (turns, items) 1 where the turn's target was the item
         self.comention = comention  # (items, items) log1p of size-weighted co-mentions, zero diagonal
+        self.genre_names = list(genre_names)
+        self.genre_targets = genre_targets  # (genres, items) log1p of suggestions, each turn's genres summing to 1
 
     @classmethod
-    def from_dialogues(cls, catalog: Catalog, matcher, dialogues, query_of=None) -> "TargetPrior":
+    def from_dialogues(cls, catalog: Catalog, matcher, dialogues, query_of=None, genres_of=None,
+                       genre_names: Sequence[str] = ()) -> "TargetPrior":
         """``dialogues``: objects with ``.id``, ``.context`` [(role, text)] and ``.targets`` [item id];
-        ``query_of(dialogue)`` -> unit query vector or None enables ``similar_requests``."""
+        ``query_of(dialogue)`` -> unit query vector or None enables ``similar_requests``;
+        ``genres_of(dialogue)`` -> weights of the ``genre_names`` it asked for enables ``asked_for``."""
         from .learned import PriorExamples, build_prior
 
-        return build_prior(catalog, PriorExamples.from_dialogues(catalog, matcher, dialogues, query_of))
+        return build_prior(catalog, PriorExamples.from_dialogues(catalog, matcher, dialogues, query_of,
+                                                                 genres_of=genres_of, genre_names=genre_names))
 
     @classmethod
     def from_examples(cls, catalog: Catalog, named: Sequence[Sequence[str]], targets: Sequence[Sequence[str]],
-                      groups: Sequence[int], queries: np.ndarray | None = None) -> "TargetPrior":
+                      groups: Sequence[int], queries: np.ndarray | None = None, genre_names: Sequence[str] = (),
+                      genres: np.ndarray | None = None) -> "TargetPrior":
         """Per training turn: the item ids named in its context, the ids suggested, its conversation
-        number, and (optionally) its query vector (a zero row: none); see ``learned.PriorExamples``."""
+        number, and (optionally) its query vector (a zero row: none) and the weights of the genres it
+        asked for (columns named by ``genre_names``; a zero row: none); see ``learned.PriorExamples``."""
         pos = catalog.position
         every = lambda ids: {q for i in ids if i in pos for q in catalog.same_thing(pos[i])}  # noqa: E731
         counts = np.zeros(len(catalog), dtype=np.float32)
@@ -151,8 +160,11 @@ class TargetPrior:
         q_cols: list[int] = []
         kept: list[int] = []
         talked_of: dict[int, set[int]] = {}  # conversation -> every item named in it or suggested
+        by_genre = np.zeros((len(genre_names), len(catalog)), dtype=np.float32) if genres is not None else None
         for turn, (names, suggested, conv) in enumerate(zip(named, targets, groups)):
             wanted = sorted(every(suggested))  # a film listed twice is one film (``Catalog.listings``)
+            if by_genre is not None and wanted and (asked := genres[turn]).sum() > 0:
+                by_genre[:, wanted] += (asked / asked.sum())[:, None]
             seen = every(names)
             talked_of.setdefault(conv, set()).update(seen, wanted)
             np.add.at(usage, [pos[i] for i in (*suggested, *names) if i in pos], 1.0)
@@ -168,11 +180,13 @@ class TargetPrior:
         cooc = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
                                  shape=(len(catalog), len(catalog)), dtype=np.float32)
         comention = _comention(talked_of.values(), len(catalog))
+        by_genre = dict(genre_names=genre_names, genre_targets=np.log1p(by_genre)) if by_genre is not None else {}
         if not kept:
-            return cls(catalog, counts, cooc, comention=comention, usage=usage)
+            return cls(catalog, counts, cooc, comention=comention, usage=usage, **by_genre)
         qt = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
                                shape=(len(kept), len(catalog)), dtype=np.float32)
-        return cls(catalog, counts, cooc, np.asarray(queries[kept], dtype=np.float32), qt, comention, usage)
+        return cls(catalog, counts, cooc, np.asarray(queries[kept], dtype=np.float32), qt, comention, usage,
+                   **by_genre)
 
     def preferred_listings(self) -> dict[int, int]:
         """Position -> the listing of that film the dialogues use most, where another listing is
@@ -199,13 +213,34 @@ class TargetPrior:
                 out[row.indices] += w * np.log1p(row.data)
         return out / out.max() if out.max() > 0 else out
 
-    def together(self, seeds: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
-        """How strongly each item was talked of in the same conversations as the seed items, in [0, 1]."""
+    def together(self, seeds: Sequence[int], weights: Sequence[float] | None = None, steps: int = 1) -> np.ndarray:
+        """How strongly each item was talked of in the same conversations as the seed items, in [0, 1].
+        ``steps=2``: in the same conversations as those items (the seeds themselves excluded), which
+        reaches films no conversation named beside the seeds but many named beside their companions."""
         out = np.zeros(len(self.catalog), dtype=np.float32)
         if self.comention is None or not len(seeds):
             return out
         w = np.asarray(list(weights) if weights is not None else [1.0] * len(seeds), dtype=np.float32)
         out = np.asarray(self.comention[list(seeds)].T @ w).ravel().astype(np.float32)
+        for _ in range(steps - 1):
+            out = np.asarray(self._comention_t @ out).ravel().astype(np.float32)
+            out[list(seeds)] = 0.0
+        return out / out.max() if out.max() > 0 else out
+
+    @cached_property
+    def _comention_t(self) -> sparse.csr_matrix:
+        return self.comention.T.tocsr()
+
+    def asked_for(self, wanted: Mapping[str, float]) -> np.ndarray:
+        """What people who asked for these genres (name -> weight, positive) were offered, in [0, 1]:
+        "a horror film" -> what horror requests got, weighted by how often. Zero without genres learned."""
+        out = np.zeros(len(self.catalog), dtype=np.float32)
+        if self.genre_targets is None:
+            return out
+        weights = np.array([max(wanted.get(g, 0.0), 0.0) for g in self.genre_names], dtype=np.float32)
+        if weights.sum() <= 0:
+            return out
+        out = weights @ self.genre_targets
         return out / out.max() if out.max() > 0 else out
 
     def request_profiles(self, query: np.ndarray) -> np.ndarray:

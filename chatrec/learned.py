@@ -55,15 +55,19 @@ class PriorExamples:
     named: list[list[str]]  # item ids named in the turn's context
     targets: list[list[str]]  # item ids suggested at the turn
     queries: np.ndarray | None  # (turns, dim) float32 unit vectors; a zero row: no query
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # "genre_names": the columns of ``genres``
+    genres: np.ndarray | None = None  # (turns, genres) float32: the genres each turn asked for; a zero row: none
 
     def __len__(self) -> int:
         return len(self.conversation)
 
     @classmethod
     def from_dialogues(cls, catalog: Catalog, matcher, dialogues, query_of: Callable | None = None,
-                       meta: dict | None = None) -> "PriorExamples":
-        """``dialogues``: objects with ``.id``, ``.context`` [(role, text)] and ``.targets`` [item id]."""
+                       meta: dict | None = None, genres_of: Callable | None = None,
+                       genre_names: Sequence[str] = ()) -> "PriorExamples":
+        """``dialogues``: objects with ``.id``, ``.context`` [(role, text)] and ``.targets`` [item id];
+        ``query_of(d)``: its unit query vector or None; ``genres_of(d)``: the weights of the genres it
+        asked for, one per ``genre_names``."""
         from .collab import conversations
 
         dialogues = list(dialogues)
@@ -78,15 +82,23 @@ class PriorExamples:
         if dim:
             queries = np.stack([np.zeros(dim, np.float32) if v is None else np.asarray(v, np.float32)
                                 for v in vectors])
+        meta = dict(meta or {})
+        genres = None
+        if genres_of is not None and genre_names:
+            genres = np.zeros((len(dialogues), len(genre_names)), dtype=np.float32)
+            for i, d in enumerate(dialogues):
+                genres[i] = np.clip(np.asarray(genres_of(d), dtype=np.float32), 0, None)
+            meta["genre_names"] = list(genre_names)
         return cls([conversation_of(str(d.id)) for d in dialogues], conversations(dialogues),
                    [context_hash(d.context) for d in dialogues], named,
-                   [[str(t) for t in d.targets] for d in dialogues], queries, dict(meta or {}))
+                   [[str(t) for t in d.targets] for d in dialogues], queries, meta, genres)
 
     def subset(self, keep: np.ndarray) -> "PriorExamples":
         idx = np.flatnonzero(keep)
         pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
         return PriorExamples(pick(self.conversation), pick(self.group), pick(self.context), pick(self.named),
-                             pick(self.targets), None if self.queries is None else self.queries[idx], dict(self.meta))
+                             pick(self.targets), None if self.queries is None else self.queries[idx], dict(self.meta),
+                             None if self.genres is None else self.genres[idx])
 
     def concat(self, other: "PriorExamples") -> "PriorExamples":
         offset = max(self.group, default=-1) + 1
@@ -96,7 +108,21 @@ class PriorExamples:
             queries = np.concatenate([self.queries, other.queries])
         return PriorExamples(self.conversation + other.conversation, self.group + [g + offset for g in other.group],
                              self.context + other.context, self.named + other.named, self.targets + other.targets,
-                             queries, dict(self.meta))
+                             queries, dict(self.meta), self._genres_with(other))
+
+    def _genres_with(self, other: "PriorExamples") -> np.ndarray | None:
+        """Both files' genre rows over this file's genre names (a genre the other lacks: 0); None
+        when this file has none."""
+        names = self.meta.get("genre_names") or []
+        if self.genres is None:
+            return None
+        theirs = other.meta.get("genre_names") or []
+        rows = np.zeros((len(other), len(names)), dtype=np.float32)
+        if other.genres is not None:
+            for j, name in enumerate(names):
+                if name in theirs:
+                    rows[:, j] = other.genres[:, theirs.index(name)]
+        return np.concatenate([self.genres, rows])
 
     def coverage(self, catalog: Catalog) -> float:
         """Share of the suggested items that exist in ``catalog``."""
@@ -117,6 +143,8 @@ class PriorExamples:
                   "meta": np.array(json.dumps({"format": FORMAT, **self.meta}))}
         if self.queries is not None:
             arrays["queries"] = self.queries.astype(np.float16)
+        if self.genres is not None:
+            arrays["genres"] = self.genres.astype(np.float16)
         with path.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
         return path
@@ -134,7 +162,8 @@ class PriorExamples:
                 unflat = lambda a, off: [a[off[i]:off[i + 1]].tolist() for i in range(len(off) - 1)]  # noqa: E731
                 return cls(z["conversation"].tolist(), z["group"].tolist(), z["context"].tolist(),
                            unflat(z["named"], z["named_off"]), unflat(z["targets"], z["targets_off"]),
-                           z["queries"].astype(np.float32) if "queries" in z else None, meta)
+                           z["queries"].astype(np.float32) if "queries" in z else None, meta,
+                           z["genres"].astype(np.float32) if "genres" in z else None)
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"priors file {path} cannot be read ({exc}); rebuild it with "
                               "`python -m chatrec learn`") from None
@@ -151,7 +180,8 @@ def build_prior(catalog: Catalog, examples: PriorExamples, embedder: str | None 
         queries = None
     if queries is not None and dim is not None and queries.shape[1] != dim:
         queries = None
-    return TargetPrior.from_examples(catalog, examples.named, examples.targets, examples.group, queries)
+    return TargetPrior.from_examples(catalog, examples.named, examples.targets, examples.group, queries,
+                                     examples.meta.get("genre_names") or (), examples.genres)
 
 
 def find_priors(setting: str, catalog: Catalog, folder: Path) -> list[Path]:
@@ -238,9 +268,18 @@ def examples_of(services, dialogues, meta: dict | None = None) -> PriorExamples:
     from .evaluate import replay
 
     ranker = services.ranker
+    states: dict[int, object] = {}
+
+    def state(d):  # one replay per turn for its query and its genres
+        if id(d) not in states:
+            states[id(d)] = replay(services, d)
+        return states[id(d)]
+
     return PriorExamples.from_dialogues(services.catalog, services.matcher, dialogues,
-                                        query_of=lambda d: ranker.query_vector(replay(services, d)),
-                                        meta={"embedder": services.settings.embedder, **(meta or {})})
+                                        query_of=lambda d: ranker.query_vector(state(d)),
+                                        meta={"embedder": services.settings.embedder, **(meta or {})},
+                                        genres_of=lambda d: ranker.wanted_genres(state(d)),
+                                        genre_names=ranker.facets.genre_names)
 
 
 # -- python -m chatrec learn ------------------------------------------------------------------------

@@ -80,16 +80,22 @@ class RankWeights:
     requests: float = 0.0  # learned: how many similar requests in other dialogues were offered the item (TargetPrior)
     comention: float = 0.0  # learned: talked of in the same conversations as the items named here (TargetPrior)
     request_profile: float = 0.0  # learned: closeness of the request to the mean request each item was offered for
+    genre_requests: float = 0.0  # learned: offered to people who asked for the genres asked for here (TargetPrior)
+    comention_far: float = 0.0  # learned: talked of in the same conversations as the items "comention" lifts
+    comention_top: float = 0.0  # learned: talked of in the same conversations as the best-scored items
+    top_companions: int = 30  # how many of the best-scored items "comention_top" follows
     requests_k: int = 100  # how many similar training turns vote
     turn_decay: float = 0.5  # weight of older user turns in the query
     feedback_min_count: int = 3
 
-    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests", "comention", "request_profile")
+    LEARNED: ClassVar[tuple[str, ...]] = ("target_pop", "cooc", "requests", "comention", "request_profile",
+                                          "genre_requests", "comention_far", "comention_top")
 
     @classmethod
     def learned(cls) -> "RankWeights":
         """The defaults plus the learned priors at their cross-validated weights (with training dialogues)."""
-        return cls(target_pop=0.5, cooc=0.2, requests=0.2, comention=1.0, request_profile=0.25)
+        return cls(target_pop=0.25, cooc=0.2, requests=0.1, comention=1.0, request_profile=0.25, genre_requests=1.0,
+                   comention_far=0.5, comention_top=0.5)
 
     def without(self, *names: str) -> "RankWeights":
         return replace(self, **{n: 0.0 for n in names})
@@ -194,7 +200,20 @@ class Ranker:
         for v in signals.values():
             total += v
         total += self._penalties(state, w)
+        if w.comention_top and self.target_prior is not None:
+            signals["comention_top"] = w.comention_top * self._companions(total, w.top_companions)
+            total += signals["comention_top"]
         return total, signals
+
+    def _companions(self, total: np.ndarray, n: int) -> np.ndarray:
+        """Items talked of in the same training conversations as the ``n`` best-scored ones, each of
+        those weighted by exp(its score - the best score): what a list like this one came up with.
+        It reaches films that no named item led to but that conversations about such films named."""
+        finite = np.flatnonzero(np.isfinite(total))
+        if not len(finite):
+            return np.zeros_like(total)
+        best = finite[np.argpartition(-total[finite], min(n, len(finite)) - 1)[:n]]
+        return self.target_prior.together(best, np.exp(total[best] - total[best].max()))
 
     def query_vector(self, state: DialogueState, w: RankWeights | None = None) -> np.ndarray | None:
         """Unit embedding of what the user asked for: informative turns, recent ones weigh more.
@@ -228,17 +247,19 @@ class Ranker:
                 (lo, hi), strength, kind = era
                 weight = w.era if kind == "old" else w.era_asked  # "old" is a hint: "my old favourite"
                 out["era"] = weight * strength * ((self._years >= lo) & (self._years <= hi)).astype(np.float32)
-        if w.genre and self.facets.has_genres:
-            wanted = self._genres(state, w.turn_decay)
-            if wanted.any():
-                out["genre"] = w.genre * self.facets.genre_scores(wanted)
-                unsuited = self.facets.audience_scores(wanted)
-                if w.audience and unsuited is not None:
-                    out["audience"] = -w.audience * unsuited
-                asked = self.facets.asked_genres(self._wishes(state), wanted)
-                if w.genre_asked and asked.any():  # "a comedy for my daughters": only comedies made for them
-                    suited = 1.0 if unsuited is None else (unsuited == 0).astype(np.float32)
-                    out["genre_asked"] = w.genre_asked * self.facets.asked_genre_scores(asked) * suited
+        learned = prior is not None and w.genre_requests and prior.genre_targets is not None
+        wanted = self._genres(state, w.turn_decay) if self.facets.has_genres and (w.genre or learned) else None
+        if learned and wanted is not None and (wanted > 0).any():
+            out["genre_requests"] = w.genre_requests * prior.asked_for(dict(zip(self.facets.genre_names, wanted)))
+        if w.genre and wanted is not None and wanted.any():
+            out["genre"] = w.genre * self.facets.genre_scores(wanted)
+            unsuited = self.facets.audience_scores(wanted)
+            if w.audience and unsuited is not None:
+                out["audience"] = -w.audience * unsuited
+            asked = self.facets.asked_genres(self._wishes(state), wanted)
+            if w.genre_asked and asked.any():  # "a comedy for my daughters": only comedies made for them
+                suited = 1.0 if unsuited is None else (unsuited == 0).astype(np.float32)
+                out["genre_asked"] = w.genre_asked * self.facets.asked_genre_scores(asked) * suited
         if w.named_credits and self.facets.has_credits:
             named = self.facets.named_credit_scores(self._people(state, w.turn_decay))
             if named.any():
@@ -260,6 +281,10 @@ class Ranker:
 
     def _era(self, state: DialogueState, decay: float) -> tuple[tuple[int, int], float, str] | None:
         return wanted_era(self._wishes(state, "era"), self._newest_year, decay)
+
+    def wanted_genres(self, state: DialogueState, w: RankWeights | None = None) -> np.ndarray:
+        """How much the user asked for each genre of ``facets.genre_names`` (refused ones: 0)."""
+        return np.clip(self._genres(state, (w or self.weights).turn_decay), 0, None)
 
     def _genres(self, state: DialogueState, decay: float) -> np.ndarray:
         wanted = self.facets.wanted_genres(self._wishes(state), decay)
@@ -326,6 +351,8 @@ class Ranker:
             out["cooc"] = w.cooc * self.target_prior.following(positions, strengths)
         if seeds and w.comention and self.target_prior is not None:
             out["comention"] = w.comention * self.target_prior.together(positions, strengths)
+        if seeds and w.comention_far and self.target_prior is not None:
+            out["comention_far"] = w.comention_far * self.target_prior.together(positions, strengths, steps=2)
         # A seed is no neighbour of itself under another listing: the other row of a film just shown
         # ("Wonder Woman (2009)", a second row of the 2017 film) shares its credits and co-ratings,
         # and brought the film straight back to the top of the next list. Every listing of a seed

@@ -10,6 +10,7 @@ from chatrec.backends.fake import FakeBackend
 from chatrec.cli import main
 from chatrec.errors import InputError
 from chatrec.evaluate import evaluate, load_dialogues, parse_ks, report
+from chatrec.ranker import RankWeights
 from conftest import write_jsonl
 
 ITEMS = [
@@ -62,7 +63,8 @@ def test_train_dialogues_switch_on_learned_priors(tmp_path, files, demo_home):
                  "--home", str(demo_home), "--out", str(out), "--no-progress", "--train-dialogues", str(train)]) == 0
     rep = json.loads(out.read_text())
     assert rep["learned_priors"] == {"suggestions": 1, "request_turns": 1, "files": [], "training_turns": 1}
-    assert (rep["weights"]["target_pop"], rep["weights"]["requests"]) == (0.5, 0.2)
+    learned = RankWeights.learned()
+    assert (rep["weights"]["target_pop"], rep["weights"]["requests"]) == (learned.target_pop, learned.requests)
     # one training turn votes for every query (k nearest of 1): dragon now leads both chess requests,
     # so 3-1 hits at 1 and 2-1 (target chess) no longer does -- the effect is real, the data tiny
     assert rep["recall@1"] == 0.25

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from chatrec.catalog import load_catalog
 from chatrec.facets import Facets
@@ -160,3 +161,37 @@ def test_asked_for_the_kids_only_films_made_for_them_lead(tmp_path):
     assert ranker.top(total, signals, k=1)[0].item.id == "c1" and "audience" not in signals
     _, (total, signals) = _ranked(ranker, tracker, "a comedy, but not for kids")  # ruled out: no audience
     assert "audience" not in signals
+
+
+def test_what_people_asking_for_a_genre_were_offered_leads_such_requests(tmp_path):
+    from chatrec.collab import TargetPrior
+    from chatrec.evaluate import Dialogue
+
+    ranker, tracker = _pipeline(tmp_path, FILMS, replace(ONLY_FACETS, genre=0, genre_asked=0, genre_requests=1.0))
+
+    def genres_of(dialogue):
+        state = DialogueState()
+        for role, text in dialogue.context:
+            tracker.observe(state, Message(role, text))
+        return ranker.wanted_genres(state)
+
+    # recorded requests for horror were answered with the sequel twice and the first film once;
+    # comedy requests with Paper Hats, and a request that asked for no genre with Blue Planet Run
+    train = [Dialogue("1", [("user", "something scary please")], ["h2"]),
+             Dialogue("2", [("user", "any horror films?")], ["h2"]),
+             Dialogue("3", [("user", "any horror films?")], ["h1"]),
+             Dialogue("4", [("user", "a comedy please")], ["c1"]),
+             Dialogue("5", [("user", "hi, what do you like?")], ["a1"])]
+    prior = TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train, genres_of=genres_of,
+                                       genre_names=ranker.facets.genre_names)
+    ranker.set_target_prior(prior)
+    state, (_, signals) = _ranked(ranker, tracker, "I'd like a horror film tonight")
+    got = dict(zip([i.id for i in ranker.catalog], signals["genre_requests"].tolist()))
+    assert got["h2"] == 1.0 and got["h1"] == pytest.approx(np.log(2) / np.log(3))  # log1p of 2 and 1 offers
+    assert got["c1"] == got["c2"] == got["a1"] == 0.0
+    _, (_, signals) = _ranked(ranker, tracker, "a funny one")
+    assert dict(zip([i.id for i in ranker.catalog], signals["genre_requests"].tolist()))["c1"] == 1.0
+    _, (_, signals) = _ranked(ranker, tracker, "no horror please")  # a refused genre asks for nothing
+    assert "genre_requests" not in signals
+    ranker.set_target_prior(TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train))  # no genres learned
+    assert "genre_requests" not in _ranked(ranker, tracker, "I'd like a horror film tonight")[1][1]

@@ -11,6 +11,7 @@ from chatrec.cli import main
 from chatrec.errors import ConfigError
 from chatrec.evaluate import Dialogue, evaluate, load_dialogues, rank_ids
 from chatrec.learned import PriorExamples, find_priors
+from chatrec.ranker import RankWeights
 from conftest import write_jsonl
 
 MOVIES = [
@@ -73,7 +74,7 @@ def test_priors_from_a_file_change_what_a_new_conversation_gets(tmp_path, demo_h
     rep = _eval(tmp_path, demo_home, catalog, new, "--priors", str(priors))
     assert rep["recall@1"] == 1.0  # what recommenders answered before
     assert rep["learned_priors"]["files"] == [str(priors)] and "held_out" not in rep["learned_priors"]
-    assert rep["weights"]["requests"] == 0.2
+    assert rep["weights"]["requests"] == RankWeights.learned().requests and rep["weights"]["genre_requests"] == 1.0
 
 
 def test_eval_never_scores_a_conversation_with_priors_learned_from_it(tmp_path, demo_home, learned, make_services):
@@ -118,3 +119,27 @@ def test_the_shipped_priors_file_loads():
     ex = PriorExamples.load(LEARNED_DIR / "redial-valid.npz")
     assert len(ex) == 2716 and len(set(ex.conversation)) == 985
     assert sum(len(t) for t in ex.targets) == 3595 and ex.queries.shape == (2716, 384)
+
+
+def test_the_genres_each_turn_asked_for_round_trip_and_merge_by_name(tmp_path, demo_home):
+    genred = [{**m, "attributes": {"genre": [g]}} for m, g in zip(MOVIES, ["action", "action", "romance", "action",
+                                                                          "drama", "thriller"])]
+    catalog = write_jsonl(tmp_path / "genred.jsonl", genred)
+    train = write_jsonl(tmp_path / "train.jsonl", [_turn("1", "any romantic films?", "B"),
+                                                   _turn("2", "I loved Alpha Quest", "C")])
+    out = tmp_path / "p.npz"
+    assert main(["learn", "--catalog", str(catalog), "--dialogues", str(train), "--home", str(demo_home),
+                 "--out", str(out)]) == 0
+    ex = PriorExamples.load(out)
+    names = ex.meta["genre_names"]
+    assert sorted(names) == ["action", "drama", "romance", "thriller"]
+    assert ex.genres[0, names.index("romance")] == 1.0 and ex.genres[0].sum() == 1.0
+    assert not ex.genres[1].any()  # named a film, asked for no genre
+    assert ex.subset(np.array([False, True])).genres.tolist() == [[0.0] * 4]
+    # a file with other genres adds its rows under this file's names; a file without any adds zeros
+    other = PriorExamples(["9"], [0], ["x"], [[]], [["F"]], None, {"genre_names": ["thriller", "western"]},
+                          np.array([[0.5, 0.5]], dtype=np.float32))
+    merged = ex.concat(other).concat(PriorExamples(["8"], [0], ["y"], [[]], [["E"]], None, {}))
+    assert merged.genres.shape == (4, 4)
+    assert merged.genres[2, names.index("thriller")] == 0.5 and merged.genres[2].sum() == 0.5
+    assert not merged.genres[3].any()

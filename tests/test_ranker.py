@@ -564,3 +564,36 @@ def test_a_word_refused_is_no_search_word():
                                     Message("user", "not a horror, a non-animated one with dragons")])
     assert [t.split() for t in informative_texts(state)] == [["a", "fantasy", "film", "for", "my", "son"],
                                                              [",", "a", "one", "with", "dragons"]]
+
+
+def test_comention_two_steps_reach_the_companions_of_companions(tmp_path):
+    from chatrec.evaluate import Dialogue
+
+    # one conversation named Alpha Ghost with Beta Ghost, another Beta Ghost with Delta Laughs
+    train = [Dialogue("1-1", [("user", "I liked Alpha Ghost (2017)")], ["b"]),
+             Dialogue("2-1", [("user", "I liked Beta Ghost (2016)")], ["d"])]
+    w = RankWeights(dense=0, lexical=0, mentioned=0, popularity=0, recency=0, comention_far=1.0)
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=w)
+    ranker.set_target_prior(TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train))
+    ranked = {r.item.id: r.signals["comention_far"] for r in ranker.rank(_state(tracker, "I liked Alpha Ghost (2017)"))}
+    # Delta Laughs never came up beside Alpha Ghost, but beside its companion; the companion itself is one step
+    assert ranked == {"d": 1.0, "b": 0.0, "c": 0.0, "e": 0.0, "f": 0.0}
+    one_step = ranker.rank(_state(tracker, "I liked Alpha Ghost (2017)"), weights=replace(w, comention_far=0, comention=1.0))
+    assert {r.item.id: r.signals["comention"] for r in one_step}["b"] == 1.0
+    assert {r.item.id: r.signals["comention"] for r in one_step}["d"] == 0.0
+
+
+def test_comention_top_lifts_what_conversations_named_beside_the_best_scored_items(tmp_path):
+    from chatrec.evaluate import Dialogue
+
+    # no film named in the request: the ghost films lead by their words, and a conversation that
+    # named Alpha Ghost went on to Zeta Space (Epsilon Space has the same words but never came up)
+    train = [Dialogue("1-1", [("user", "I liked Alpha Ghost (2017)")], ["f"])]
+    w = RankWeights(dense=0, lexical=1.0, mentioned=0, popularity=0, recency=0, comention_top=0.5)
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=w)
+    assert _ids(ranker, tracker, "a haunted house film", k=3) == ["a", "b", "c"]  # no priors: nothing follows the list
+    ranker.set_target_prior(TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train))
+    ranked = ranker.rank(_state(tracker, "a haunted house film"), k=6)
+    assert [r.item.id for r in ranked][:3] == ["a", "b", "f"]
+    top = {r.item.id: r.signals["comention_top"] for r in ranked}
+    assert top["f"] == 0.5 and top["e"] == 0.0 and 0 < top["a"] < top["f"]  # Alpha Ghost: beside Zeta Space, a weaker item
