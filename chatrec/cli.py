@@ -37,6 +37,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
                    help="drop malformed catalog rows instead of failing")
     g.add_argument("--interactions", help="optional interactions CSV for collaborative signals")
+    g.add_argument("--collab", choices=["auto", "ease", "cosine"],
+                   help="item-item weights from the interactions: auto = EASE up to 6,000 items with "
+                        "interactions, cosine past it [CHATREC_COLLAB]")
     g.add_argument("--embedder", help="sentence-transformers model id or path [CHATREC_EMBEDDER]")
     g.add_argument("--query-precision", dest="query_precision", choices=["auto", "float32", "bfloat16"],
                    help="matrix products of the per-turn query embedding: auto = bfloat16 on CPUs with "

@@ -2,8 +2,11 @@
 
 Built from an interactions CSV (``user_id,item_id,rating,timestamp``; see ``../shared/EVAL.md``)
 and/or from our own logged thumbs-up (each conversation acts as one user). Item-to-item
-similarity is cosine over the binarised user-item matrix, computed on demand for the few seed
-items of a conversation (one sparse product), so nothing quadratic is ever materialised.
+weights come from EASE (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019): one ridge
+regression of every item on all others over the binarised user-item matrix, solved in closed form
+once, over the items anyone interacted with. Past ``ease_max_items`` such items (the solve is
+cubic) it falls back to cosine similarity computed on demand for the few seed items of a
+conversation (one sparse product), so nothing quadratic is materialised.
 """
 from __future__ import annotations
 
@@ -20,9 +23,18 @@ from .errors import CatalogError
 
 
 class CollaborativeModel:
-    def __init__(self, catalog: Catalog, pairs: Iterable[tuple[str, str, float]] = (), like_threshold: float = 3.5):
+    def __init__(self, catalog: Catalog, pairs: Iterable[tuple[str, str, float]] = (), like_threshold: float = 3.5,
+                 method: str = "auto", ease_l2: float = 1000.0, ease_max_items: int = 6000):
+        """``method``: "ease", "cosine", or "auto" (EASE up to ``ease_max_items`` items with
+        interactions, cosine past it). ``ease_l2``: EASE's ridge penalty; on the ReDial valid split
+        (609 MovieLens users, 57k likes) 800-2000 score alike and beat cosine by 0.002-0.003 Recall@10/50."""
+        if method not in ("auto", "ease", "cosine"):
+            raise ValueError(f"collaborative method must be auto, ease or cosine, not {method!r}")
         self.catalog = catalog
         self.like_threshold = like_threshold
+        self.method = method
+        self.ease_l2 = ease_l2
+        self.ease_max_items = ease_max_items
         self._users: dict[str, int] = {}
         self._rows: list[int] = []
         self._cols: list[int] = []
@@ -30,8 +42,8 @@ class CollaborativeModel:
         self.add(pairs)
 
     @classmethod
-    def from_csv(cls, path: str | Path, catalog: Catalog) -> "CollaborativeModel":
-        return cls(catalog, read_interactions(path))
+    def from_csv(cls, path: str | Path, catalog: Catalog, method: str = "auto") -> "CollaborativeModel":
+        return cls(catalog, read_interactions(path), method=method)
 
     def add(self, pairs: Iterable[tuple[str, str, float]]) -> None:
         """Add (user, item, rating) interactions; rating NaN means an implicit positive (click, purchase)."""
@@ -63,15 +75,48 @@ class CollaborativeModel:
             m.data[:] = 1.0  # duplicates summed by the constructor; binarise
             self._matrix = m
             self._norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=0)).ravel()) + 1e-6
+            self._ease = None
         return self._matrix
 
+    @property
+    def uses_ease(self) -> bool:
+        if self.method != "auto":
+            return self.method == "ease"
+        return 0 < int((self.matrix().getnnz(axis=0) > 0).sum()) <= self.ease_max_items
+
+    def ease(self) -> tuple[np.ndarray, np.ndarray]:
+        """(catalog positions with interactions, EASE weights among them): ``B[i, j]`` is how much
+        liking item i predicts liking item j, the diagonal held at zero."""
+        self.matrix()
+        if self._ease is None:
+            m = self._matrix
+            active = np.flatnonzero(m.getnnz(axis=0) > 0)
+            x = m[:, active]
+            gram = (x.T @ x).toarray().astype(np.float32)  # well conditioned: the ridge term dominates
+            gram[np.diag_indices_from(gram)] += self.ease_l2
+            b = np.linalg.inv(gram)
+            b /= -np.diag(b)
+            b[np.diag_indices_from(b)] = 0.0
+            self._ease = (active, b)
+        return self._ease
+
     def similar(self, seeds: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
-        """Weighted sum of cosine similarities of every item to the seed items (catalog positions)."""
+        """How much every item goes with the seed items (catalog positions), weighted: EASE
+        weights (negative ones dropped) or cosine similarities, as ``method`` says."""
         out = np.zeros(len(self.catalog), dtype=np.float32)
         if not seeds or not self._rows:
             return out
-        m = self.matrix()
         weights = list(weights) if weights is not None else [1.0] * len(seeds)
+        if self.uses_ease:
+            active, b = self.ease()
+            row_of = {int(p): r for r, p in enumerate(active)}
+            rows = [(row_of[s], w) for s, w in zip(seeds, weights) if s in row_of]
+            if rows:
+                r, w = zip(*rows)
+                out[active] = np.clip(np.asarray(w, dtype=np.float32) @ b[list(r)], 0.0, None)
+            out[list(seeds)] = 0.0
+            return out
+        m = self.matrix()
         for seed, w in zip(seeds, weights):
             column = m[:, seed]
             if column.nnz == 0:

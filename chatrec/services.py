@@ -15,7 +15,7 @@ from typing import Callable
 from .backends import LMBackend, load_backend, prepare_hub_access
 from .catalog import Catalog, load_catalog
 from .collab import CollaborativeModel
-from .errors import ChatrecError, ModelLoadError
+from .errors import ChatrecError, ConfigError, ModelLoadError
 from .grounding import Grounder
 from .index import Embedder, EmbeddingIndex, SentenceTransformerEmbedder, build_index
 from .learned import PriorExamples, apply, load_configured
@@ -92,7 +92,11 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    collab = CollaborativeModel.from_csv(settings.interactions, catalog) if settings.interactions else None
+    if settings.collab not in ("auto", "ease", "cosine"):
+        raise ConfigError(f"CHATREC_COLLAB={settings.collab!r}: use auto, ease or cosine")
+    collab = CollaborativeModel.from_csv(settings.interactions, catalog, settings.collab) if settings.interactions else None
+    if collab is not None and collab.uses_ease:
+        collab.ease()  # solved once here, not on the first turn
     matcher = TitleMatcher(catalog, popularity=popularity_prior(catalog, collab))  # "Titanic": the 1997 one
     ranker = Ranker(catalog, index, LexicalIndex(catalog), collab)
     prompts = PromptBuilder(catalog)

@@ -44,6 +44,7 @@ class Settings:
     catalog: Path = DEFAULT_CATALOG
     skip_bad_rows: bool = False
     interactions: Path | None = None
+    collab: str = "auto"  # item-item weights from interactions: auto (EASE up to 6,000 items, cosine past it) | ease | cosine
     embedder: str = DEFAULT_EMBEDDER
     # products of a turn's query embedding: auto = bfloat16 where the CPU has bfloat16 units (AMX,
     # AVX512-BF16; cosine to float32 >= 0.9999), else float32 | float32 (see fast_encoder.py)

@@ -194,7 +194,51 @@ def test_ratings_of_one_listing_count_for_the_film(tmp_path):
                                                                     popularity=0, collab=1.0))
     assert ranker.popularity[0] == ranker.popularity[1] == 1.0
     assert _ids(ranker, tracker, "I loved Wedding Rivals (2011)", k=2) == ["h", "o"]  # u0-u2 liked both
-    assert ranker.collab.similar([0])[3] == pytest.approx(3 / (2 * np.sqrt(3)), rel=1e-3)
+    cosine = CollaborativeModel(ranker.catalog, pairs, method="cosine")
+    assert cosine.similar([0])[3] == pytest.approx(3 / (2 * np.sqrt(3)), rel=1e-3)
+
+
+def _random_likes(n_users=12, n_items=6, seed=0):
+    rng = np.random.default_rng(seed)
+    likes = rng.random((n_users, n_items)) < 0.45
+    rows = [{"id": f"i{j}", "title": f"Item {j}"} for j in range(n_items)]
+    pairs = [(f"u{u}", f"i{j}", 5.0) for u, j in zip(*np.nonzero(likes))]
+    return rows, pairs, likes.astype(np.float64)
+
+
+def test_ease_weights_are_each_items_ridge_regression_on_the_others(tmp_path):
+    """EASE's closed form is the same as regressing every item's likes on all other items' likes
+    with an L2 penalty; checked here by solving those regressions one by one."""
+    rows, pairs, x = _random_likes()
+    catalog = load_catalog(write_jsonl(tmp_path / "catalog.jsonl", rows))
+    model = CollaborativeModel(catalog, pairs, method="ease", ease_l2=2.0)
+    active, b = model.ease()
+    assert active.tolist() == list(range(6))
+    for j in range(6):
+        others = [i for i in range(6) if i != j]
+        xo = x[:, others]
+        coef = np.linalg.solve(xo.T @ xo + 2.0 * np.eye(5), xo.T @ x[:, j])
+        assert b[others, j] == pytest.approx(coef, abs=1e-4)
+        assert b[j, j] == 0.0
+    # a seed's neighbours: its row of weights, negative ones dropped, the seed itself zeroed
+    expected = np.clip(b[2], 0, None)
+    expected[2] = 0.0
+    assert model.similar([2]) == pytest.approx(expected, abs=1e-6)
+    assert model.similar([2, 4], [1.0, 0.5]) == pytest.approx(
+        np.where(np.isin(np.arange(6), [2, 4]), 0.0, np.clip(b[2] + 0.5 * b[4], 0, None)), abs=1e-6)
+
+
+def test_collaborative_method_auto_switches_to_cosine_past_the_ease_size_limit(tmp_path):
+    rows, pairs, _ = _random_likes()
+    catalog = load_catalog(write_jsonl(tmp_path / "catalog.jsonl", rows))
+    assert CollaborativeModel(catalog, pairs).uses_ease
+    small_limit = CollaborativeModel(catalog, pairs, ease_max_items=5)
+    assert not small_limit.uses_ease
+    assert small_limit.similar([0]) == pytest.approx(
+        CollaborativeModel(catalog, pairs, method="cosine").similar([0]))
+    assert not CollaborativeModel(catalog, []).uses_ease  # nothing to solve
+    with pytest.raises(ValueError, match="auto, ease or cosine"):
+        CollaborativeModel(catalog, pairs, method="svd")
 
 
 def test_a_film_listed_twice_is_learned_as_one_and_shown_as_the_listing_people_name(tmp_path):
