@@ -71,6 +71,8 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
     notices: list[str] = []
+    if settings.collab not in ("auto", "ease", "cosine"):
+        raise ConfigError(f"CHATREC_COLLAB={settings.collab!r}: use auto, ease or cosine")
     if backend == "load":
         prepare_hub_access(settings.model)  # before any Hugging Face import
     # First, so a database that cannot be opened fails start-up at once, not after the embeddings.
@@ -92,8 +94,6 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if settings.collab not in ("auto", "ease", "cosine"):
-        raise ConfigError(f"CHATREC_COLLAB={settings.collab!r}: use auto, ease or cosine")
     collab = CollaborativeModel.from_csv(settings.interactions, catalog, settings.collab) if settings.interactions else None
     if collab is not None and collab.uses_ease:
         collab.ease()  # solved once here, not on the first turn

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from chatrec import cli
 from chatrec.backends.fake import FakeBackend
 from chatrec.catalog import load_catalog
-from chatrec.errors import GenerationError, StoreError
+from chatrec.errors import ConfigError, GenerationError, StoreError
 from chatrec.index import build_index, cache_path
 from chatrec.recommender import Recommender
 from chatrec.schema import Turn
@@ -174,6 +174,14 @@ def test_start_up_stops_with_that_error_before_loading_anything(tmp_path, capsys
     argv = ["chat", "--model", "none", "--home", str(tmp_path), "--db", f"sqlite:///{tmp_path}", "a train"]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.startswith(f"error: cannot open database sqlite:///{tmp_path}: ")
+
+
+def test_an_unknown_collaborative_method_stops_start_up_with_its_name(tmp_path, small_catalog_path):
+    settings = Settings.load({"catalog": small_catalog_path, "home": tmp_path / "home", "model": "none"},
+                             env={"CHATREC_COLLAB": "svd"})
+    with pytest.raises(ConfigError, match="CHATREC_COLLAB='svd': use auto, ease or cosine"):
+        build_services(settings, backend=None, embedder=HashEmbedder())
+    assert not (tmp_path / "home").exists()  # failed before opening the database
 
 
 def test_a_model_that_fails_to_load_leaves_a_notice_and_no_lm_mode(tmp_path, small_catalog_path):
