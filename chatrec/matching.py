@@ -270,6 +270,8 @@ class TitleMatcher:
                 if not ids or _inside_longer_name(text, start, end):
                     continue
                 end = _extend_year(text, end)
+                if text.startswith(")", end) and text.count("(", start, end) > text.count(")", start, end):
+                    end += 1  # "Get Out (2017)": the year was a word of the title, its bracket closes the name
                 item_id = self._pick_year(ids, text[start:end], phrase)
                 found.append(Match(item_id, 1.0 if n > 1 else 0.9, "exact", start, end, text[start:end]))
                 for j in range(i, i + n):

@@ -106,6 +106,7 @@ _NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excludin
                               r"nothing similar to|no more|none of)\s+(?:the\s+)?$", re.I)
 _POS_SENTIMENT = re.compile(r"\b(?:like[sd]?|love[sd]?|loving|enjoy(?:ed|s)?|favou?rite|great|awesome|"
                             r"amazing|good|fan of|into|adore[sd]?|fun|best)\b", re.I)
+_OPENERS = "\"'“‘(*_["  # may open a title: quotes, brackets, markdown emphasis
 _CLAUSE = re.compile(r"[.!?;]|\bbut\b|\bhowever\b|\bthough\b", re.I)
 # The user has not seen a named item, or wants to: it is a wish, not something they already have.
 _NOT_SEEN = re.compile(r"\b(?:haven\S*|hasn\S*|have not|has not|never|not yet|didn'?t|did not|not)\s+"
@@ -455,7 +456,8 @@ def mention_sentiment(text: str, start: int, end: int) -> int:
     lo = max(b for b in bounds if b <= start)
     hi = min((b for b in bounds if b >= end), default=len(text))
     clause = text[lo:start] + " " + text[end:hi]
-    if _NEGATED_MENTION.search(text, 0, start) or _NEG_SENTIMENT.search(clause):
+    opening = len(text[:start].rstrip(_OPENERS))  # 'no "Get Out"' is "no Get Out"
+    if _NEGATED_MENTION.search(text, 0, opening) or _NEG_SENTIMENT.search(clause):
         return -1
     if _POS_SENTIMENT.search(clause):
         return 1
@@ -476,14 +478,15 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
         return True
     if not text[lo:hi].rstrip().endswith("?"):
         return False
-    before = text[lo:_list_start(text, lo, start, mentions)]
+    before = text[lo:_list_start(text, lo, start, mentions)].rstrip(_OPENERS).rstrip()  # 'I loved "Get Out"'
     return bool(_ASKS_OPINION.search(before)) or not _REFERENCE.search(before)
 
 
 def _list_start(text: str, lo: int, start: int, mentions: Sequence[tuple[int, int]]) -> int:
     """Where the list that the mention at ``start`` ends begins: "like X, Y and Z" -> the start of X."""
     while glue := _LIST_GLUE.search(text, lo, start):
-        previous = [a for a, b in mentions if lo <= a and b <= glue.start() and not text[b:glue.start()].strip()]
+        previous = [a for a, b in mentions  # what may close a name: 'I loved "Get Out" and Us'
+                    if lo <= a and b <= glue.start() and not text[b:glue.start()].strip(" )]\"'”’*_")]
         if not previous:
             break
         start = previous[0]
