@@ -144,6 +144,12 @@ class Facets:
             age += spoke
         return wanted
 
+    def of_genre_word(self, word: str) -> np.ndarray:
+        """Positions of the items of the genre that ``word`` is an everyday word for ("animated",
+        "cartoons": animation; "romantic": romance); empty when it names none of the catalog's genres."""
+        cols = [g for g, rx in enumerate(self._genre_words.values()) if rx.fullmatch(word.strip())]
+        return np.flatnonzero(self.genres[:, cols].any(axis=1)) if cols else np.zeros(0, dtype=np.int64)
+
     def genre_scores(self, wanted: np.ndarray) -> np.ndarray:
         """Share of the wanted genres an item has, minus 1 for items of a ruled-out genre."""
         out = np.zeros(self.n_items, dtype=np.float32)

@@ -256,7 +256,7 @@ class TitleMatcher:
         a person wrote it, and people type titles bare ("I loved Titanic"), so one capitalised word
         that the catalog's text uses a few times may be a title; in generated text it is not (an
         LM's "a boy born on Mars" must not ground to "Mars (2004)")."""
-        tokens = [(m.start(), m.end(), normalize(m.group())) for m in re.finditer(r"[\w'’&]+", text)]
+        tokens = [(m.start(), m.end(), normalize(m.group())) for m in _TOKEN.finditer(text)]
         tokens = [(a, b, self._spelled(w)) for a, b, w in tokens if w]
         taken = [False] * len(tokens)
         found: list[Match] = []
@@ -472,6 +472,8 @@ def _distinctive(word: str) -> bool:
 _PLACE_BEFORE = re.compile(r"\b(?:on|at|from|during|for|near)$", re.I)
 _OBJECT_AFTER = re.compile(r"\s+(?:that|it|this|the|them|those|these|him|her|me|you)\b", re.I)
 _SUBJECT_AFTER = re.compile(r"\s+(?:is|was|has|had|and|or)\b", re.I)
+# A word, its inner apostrophes kept ("Schindler's"); a quote around it is no part of it ("'Up'")
+_TOKEN = re.compile(r"[\w&]+(?:['’][\w&]+)*")
 _NEXT_CAP = re.compile(r" ([A-Z][\w'’&]*)")
 _PREV_CAP = re.compile(r"(?:^|(.)\s*)\b([A-Z][\w'’&]*) $", re.S)
 

@@ -491,6 +491,8 @@ class Ranker:
             t = normalize(term)
             for form in {t, singular(t)} if t else ():  # "no musicals": the genre is "musical"
                 pen[self._terms.with_word(form)] = -np.inf
+            if t:  # "not animated please": nor films of the genre "animation"
+                pen[self.facets.of_genre_word(t)] = -np.inf
         asked = set(state.asked) - set(state.rejected)
         position, listings, namesakes = self.catalog.position, self.catalog.listings, self.catalog.namesakes
         keep = {position[i] for i in asked if i in position}

@@ -116,7 +116,8 @@ _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(
                     r"\bheard\s+(?:\S+\s+){0,3}(?:good|great|funny|scary)\b", re.I)
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
-                        r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?)\s*$", re.I)
+                        r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?|"
+                        r"(?:already )?(?:seen|watched|saw))\s*$", re.I)  # "seen X already, something else?"
 # Asks for other suggestions than those already shown.
 _MORE = re.compile(r"\b(?:any(?:thing|one)? else|something else|what else|any ?others?|anymore|any more\b(?! than)|"
                    r"(?:some|any|a few|few|two|2|three|3) (?:other|more|different) (?:ones?|options?|suggestions?|ideas?|picks?|"

@@ -90,6 +90,18 @@ def test_a_refused_genre_in_the_plural_filters_that_genre(tmp_path):
     assert max(total[pos["c1"]], total[pos["c2"]]) > max(total[pos["h1"]], total[pos["a1"]])  # feel-good: comedy
 
 
+def test_an_everyday_word_for_a_genre_refused_filters_that_genre(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    pos = ranker.catalog.position
+    state, (total, _) = _ranked(ranker, tracker, "something for my kids", "not animated please")
+    assert state.prefs.exclude == ["animated"]  # no item's text says "animated"; its genre is "animation"
+    assert total[pos["a1"]] == -np.inf and np.isfinite(total[pos["c2"]])
+    state, (total, _) = _ranked(ranker, tracker, "no scary movies")
+    assert state.prefs.exclude == ["scary"] and total[pos["h1"]] == total[pos["h2"]] == -np.inf
+    assert np.isfinite(total).sum() == 3
+    assert ranker.facets.of_genre_word("dinosaurs").size == 0  # no genre: only the word filters
+
+
 def test_named_film_pulls_its_director_and_stars_and_genres(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS)
     state, (total, signals) = _ranked(ranker, tracker, "I loved Night Shift (2016)")

@@ -151,6 +151,7 @@ def test_single_letters_and_digits_are_no_words_of_a_category(tmp_path):
     ("it was shining", {}),  # a lower-case single word is not a title
     ("No Get Out (2017) or horror movies please", {"m5": -1}),  # a negated title is refused
     ("anything but The Shining", {"m6": -1}),
+    ("I loved 'Get Out'", {"m5": 1}),  # single quotes are no part of the title's words
     ('anything but "The Shining"', {"m6": -1}),  # quoted or emphasised, a title reads the same
     ("no *Get Out* please", {"m5": -1}),
     ("not It Follows, and nothing like The Babadook", {"m2": -1, "m1": -1}),
@@ -186,6 +187,8 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     # the last film of a list is read like the first: liked or referred to, not asked about
     ("Hi! I loved Get Out and The Babadook, anything similar?", []),
     ("I loved Get Out (2017) and The Babadook, anything similar?", []),  # the year's bracket ends the first
+    ("seen Get Out already, something else?", []),  # had, not asked about
+    ("I already watched The Shining. Did you see It Follows?", ["m2"]),
     ('I loved "Get Out" and The Babadook, anything similar?', []),
     ("any movies like Get Out, It Follows or The Babadook (2014)?", []),
     ("have you seen Get Out or The Shining?", ["m5", "m6"]),
