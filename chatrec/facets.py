@@ -62,7 +62,8 @@ GENRE_WORDS: dict[str, str] = {
 # Genres that name an audience rather than a taste, and the genres of the films made for it.
 AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")}
 # "not a horror fan", "nothing scary", "I don't like comedies": a negation shortly before the word.
-_NEG_BEFORE = re.compile(r"(?:\b(?:no|not|without|hate|hates|don'?t|do not|dislike|isn'?t|aren'?t|never|"
+_NEG_BEFORE = re.compile(r"(?:\b(?:no|not|without|hate|hates|don'?t|do not|doesn'?t|does not|didn'?t|did not|"
+                         r"dislikes?|isn'?t|aren'?t|never|"
                          r"nothing|avoid|except)\b[^.!?,;]{0,25}|\bnon[- ]?)$", re.I)  # "non" only before its word
 # Asking for a genre rather than stating a taste: "any good documentaries?", "looking for a scary one".
 _ASK_BEFORE = re.compile(r"(?:\bany(?:thing)?|\blooking for|\brecommend(?: me)?|\bsuggest(?: me)?|\bwant(?:s| to watch| to see)?|"

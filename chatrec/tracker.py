@@ -71,7 +71,8 @@ _NEGATION = re.compile(r"\b(?:(?:not|never|n'?t)\s+(?:really\s+|very\s+|too\s+|t
                        r"big on|in the mood for|(?:an?\s+)?(?:big\s+|huge\s+)?fan of)|no interest in|"
                        r"(?:can'?t|cannot) stand|(?:don'?t|do not) care for|sick of|tired of|"
                        r"no|not|non|without|avoid|except|nothing|hate|don'?t want|do not want|"
-                       r"don'?t like|do not like|anything but|excluding|no more)\s+"
+                       r"(?:don'?t|do not|doesn'?t|does not|didn'?t|did not) (?:like|want|care for)|hates|dislikes?|"
+                       r"anything but|excluding|no more)\s+"
                        r"(?:any\s+|more\s+|(?P<article>an?\s+)|(?:(?:any|some)thing\s+)?(?:with|about|involving|featuring)\s+(?:any\s+|an?\s+)?|"
                        r"(?:any|some)thing\s+)?"
                        r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)

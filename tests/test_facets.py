@@ -60,7 +60,8 @@ def test_genre_words_and_negation(tmp_path):
     assert degree["comedy"] == 1.0  # "nothing too silly" moderates the comedy asked for; it refuses nothing
     non = dict(zip(facets.genre_names, facets.wanted_genres(["some non-animated family films?"])))
     assert non["animation"] == -1.0 and non["family"] == 1.0  # "non" refuses its own word only
-    for text, horror in (("not too scary", 0.0), ("not that scary", 0.0), ("something very scary", 1.0)):
+    for text, horror in (("not too scary", 0.0), ("not that scary", 0.0), ("something very scary", 1.0),
+                         ("she doesn't like horror", -1.0), ("my son dislikes scary films", -1.0)):
         assert dict(zip(facets.genre_names, facets.wanted_genres([text])))["horror"] == horror
     romance = [{"id": "r1", "title": "Love Boat (2010)", "attributes": {"genre": ["romance", "comedy"]}}]
     facets = Facets(load_catalog(write_jsonl(tmp_path / "r.jsonl", FILMS + romance)))

@@ -73,6 +73,9 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
     ("no Lego please", ["lego"], []),
     ("something scary but nothing with zombies", ["zombies"], []),
     ("not horror", ["horror"], []),
+    ("a film for date night, she doesn't like horror", ["horror"], []),  # someone else's dislike refuses too
+    ("he hates cartoons", ["cartoons"], []),
+    ("I didn't like the ending", [], []),
     ("a doll, nothing pink", ["pink"], []),
     ("with a remote control", [], ["remote control"]),
     ("no thanks", [], []),
