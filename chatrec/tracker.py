@@ -30,7 +30,11 @@ _MIN = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|from)\s*({_
 _AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?|circa)\s*(?:((?:£|\$|€)){_NUM}|"
                      rf"{_NUM}\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks)\b)", re.I)
 _BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
-_BUDGET_PHRASES = (_BETWEEN, _RANGE, _MAX, _MIN, _AROUND, _BARE_BUDGET)
+# "over £30 is too much", "£20 is a bit steep": that amount is more than they will spend
+_TOO_MUCH = re.compile(rf"(?:\b(?:over|above|more than|anything over)\s*)?({_CUR}){_NUM}({_UNIT})\s*(?:is|'s|would be|seems)\s+"
+                       rf"(?:(?:way|far|a bit|a little|rather|just)\s+)?(?:too much|too expensive|too pricey|too dear|"
+                       rf"too steep|steep|over (?:my|our|the) budget|more than I want)", re.I)
+_BUDGET_PHRASES = (_TOO_MUCH, _BETWEEN, _RANGE, _MAX, _MIN, _AROUND, _BARE_BUDGET)
 # An amount with its currency and nothing else: "not too expensive, maybe £20?" is a budget.
 _BARE_AMOUNT = re.compile(rf"(?:£|\$|€)\s?{_NUM}(?!\s*(?:-|–|to)\s*(?:£|\$|€)?\d)", re.I)
 _SLANG_MONEY = {"fiver": "£5", "tenner": "£10"}
@@ -327,6 +331,11 @@ class Tracker:
                 prefs.max_price = cap if prefs.max_price is None else min(prefs.max_price, cap)
                 if prefs.min_price is not None and prefs.min_price >= prefs.max_price:
                     prefs.min_price = None
+            return
+        if m := _TOO_MUCH.search(text):
+            prefs.max_price = _money(m.group(2))
+            if prefs.min_price is not None and prefs.min_price >= prefs.max_price:
+                prefs.min_price = None
             return
         if m := (_BETWEEN.search(text) or _RANGE.search(text)):
             lo, hi = sorted((_money(m.group(1)), _money(m.group(2))))

@@ -52,6 +52,8 @@ def _observe(tracker: Tracker, *texts: str) -> DialogueState:
     ("budget is around £40", None, 40.0),
     ("not too expensive, maybe £20?", None, 20.0),  # the one amount named
     ("£15 please", None, 15.0),
+    ("over £30 is too much", None, 30.0),  # a ceiling, though it says "over"
+    ("£20 is a bit steep for a stocking filler", None, 20.0),
 ])
 def test_budget(tmp_path, text, lo, hi):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
