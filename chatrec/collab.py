@@ -98,6 +98,8 @@ class CollaborativeModel:
             b /= -np.diag(b)
             b[np.diag_indices_from(b)] = 0.0
             self._ease = (active, b)
+            self._ease_row = np.full(len(self.catalog), -1, dtype=np.int64)  # catalog position -> row of b
+            self._ease_row[active] = np.arange(len(active))
         return self._ease
 
     def similar(self, seeds: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
@@ -109,8 +111,7 @@ class CollaborativeModel:
         weights = list(weights) if weights is not None else [1.0] * len(seeds)
         if self.uses_ease:
             active, b = self.ease()
-            row_of = {int(p): r for r, p in enumerate(active)}
-            rows = [(row_of[s], w) for s, w in zip(seeds, weights) if s in row_of]
+            rows = [(r, w) for s, w in zip(seeds, weights) if (r := self._ease_row[s]) >= 0]
             if rows:
                 r, w = zip(*rows)
                 out[active] = np.clip(np.asarray(w, dtype=np.float32) @ b[list(r)], 0.0, None)
