@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from .errors import ChatrecError
-from .settings import Settings
+from .settings import COLLAB_METHODS, Settings
 
 COMMANDS = {
     "chat": ("chatrec.chat_cli", "chat in the terminal, one turn per MESSAGE"),
@@ -37,7 +37,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
                    help="drop malformed catalog rows instead of failing")
     g.add_argument("--interactions", help="optional interactions CSV for collaborative signals")
-    g.add_argument("--collab", choices=["auto", "ease", "cosine"],
+    g.add_argument("--collab", choices=COLLAB_METHODS,
                    help="item-item weights from the interactions: auto = EASE up to 6,000 items with "
                         "interactions, cosine past it [CHATREC_COLLAB]")
     g.add_argument("--embedder", help="sentence-transformers model id or path [CHATREC_EMBEDDER]")

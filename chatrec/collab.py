@@ -20,6 +20,7 @@ from scipy import sparse
 
 from .catalog import Catalog
 from .errors import CatalogError
+from .settings import COLLAB_METHODS
 
 
 class CollaborativeModel:
@@ -28,7 +29,7 @@ class CollaborativeModel:
         """``method``: "ease", "cosine", or "auto" (EASE up to ``ease_max_items`` items with
         interactions, cosine past it). ``ease_l2``: EASE's ridge penalty; on the ReDial valid split
         (609 MovieLens users, 57k likes) 800-2000 score alike and beat cosine by 0.002-0.003 Recall@10/50."""
-        if method not in ("auto", "ease", "cosine"):
+        if method not in COLLAB_METHODS:
             raise ValueError(f"collaborative method must be auto, ease or cosine, not {method!r}")
         self.catalog = catalog
         self.like_threshold = like_threshold

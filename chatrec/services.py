@@ -23,7 +23,7 @@ from .lexical import LexicalIndex
 from .matching import TitleMatcher
 from .prompts import PromptBuilder
 from .ranker import Ranker, popularity_prior
-from .settings import LEARNED_DIR, Settings
+from .settings import COLLAB_METHODS, LEARNED_DIR, Settings
 from .store import Store
 from .tracker import Tracker
 
@@ -71,7 +71,7 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
     notices: list[str] = []
-    if settings.collab not in ("auto", "ease", "cosine"):
+    if settings.collab not in COLLAB_METHODS:
         raise ConfigError(f"CHATREC_COLLAB={settings.collab!r}: use auto, ease or cosine")
     if backend == "load":
         prepare_hub_access(settings.model)  # before any Hugging Face import

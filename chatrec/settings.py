@@ -20,6 +20,7 @@ LEARNED_DIR = PROJECT_ROOT / "catalog" / "learned"
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 ENV_PREFIX = "CHATREC_"
+COLLAB_METHODS = ("auto", "ease", "cosine")  # item-item weights from interactions (``collab.CollaborativeModel``)
 
 
 @dataclass(frozen=True)
@@ -123,4 +124,4 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
     return value
 
 
-__all__ = ["Settings", "DEFAULT_CATALOG", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "PROJECT_ROOT", "LEARNED_DIR"]
+__all__ = ["Settings", "COLLAB_METHODS", "DEFAULT_CATALOG", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "PROJECT_ROOT", "LEARNED_DIR"]

@@ -112,6 +112,7 @@ _NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excludin
 _POS_SENTIMENT = re.compile(r"\b(?:like[sd]?|love[sd]?|loving|enjoy(?:ed|s)?|favou?rite|great|awesome|"
                             r"amazing|good|fan of|into|adore[sd]?|fun|best)\b", re.I)
 _OPENERS = "\"'“‘(*_["  # may open a title: quotes, brackets, markdown emphasis
+_CLOSERS = "\"'”’)*_]"  # and close it
 _CLAUSE = re.compile(r"[.!?;]|\bbut\b|\bhowever\b|\bthough\b", re.I)
 # The user has not seen a named item, or wants to: it is a wish, not something they already have.
 _NOT_SEEN = re.compile(r"\b(?:haven\S*|hasn\S*|have not|has not|never|not yet|didn'?t|did not|not)\s+"
@@ -496,8 +497,8 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
 def _list_start(text: str, lo: int, start: int, mentions: Sequence[tuple[int, int]]) -> int:
     """Where the list that the mention at ``start`` ends begins: "like X, Y and Z" -> the start of X."""
     while glue := _LIST_GLUE.search(text, lo, start):
-        previous = [a for a, b in mentions  # what may close a name: 'I loved "Get Out" and Us'
-                    if lo <= a and b <= glue.start() and not text[b:glue.start()].strip(" )]\"'”’*_")]
+        previous = [a for a, b in mentions  # 'I loved "Get Out" and Us': a closing quote may stand between
+                    if lo <= a and b <= glue.start() and not text[b:glue.start()].strip(" " + _CLOSERS)]
         if not previous:
             break
         start = previous[0]
