@@ -507,6 +507,8 @@ class Ranker:
             if pos is not None:
                 for p in self.catalog.same_thing(pos):
                     repeats[p] = max(repeats.get(p, 0), state.times_shown.get(item_id, 1) - 1)
+        if narrowing(state):  # "over £30 is too much": the best items that fit, shown ones included
+            repeats = {}
         demotion = w.shown_penalty + (w.shown_more if state.wants_more else 0.0)
         for pos, times in repeats.items():
             if pos not in keep and math.isfinite(pen[pos]):
@@ -563,10 +565,21 @@ def informative_texts(state: DialogueState) -> list[str]:
     """The user's turns that say something searchable (excluded terms, budgets, ages, refused eras and
     spans of years removed: "nothing too old" must not search for "old", nor "from the last 10
     years" for "years"), oldest first."""
-    texts = [_NEGATED_WORD.sub(" ", _SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(t)),
-                                                                               state.prefs.exclude))))
-             for t in state.user_texts()]
+    texts = [_searchable(t, state.prefs.exclude) for t in state.user_texts()]
     return [t for t in texts if content_words(t)]
+
+
+def _searchable(text: str, exclude: list[str]) -> str:
+    return _NEGATED_WORD.sub(" ", _SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(text)), exclude))))
+
+
+def narrowing(state: DialogueState) -> bool:
+    """The latest user message only tightens or loosens a filter ("over £30 is too much", "she's 6",
+    "no Lego"): it names nothing, asks for nothing new and has nothing to search for. The list is then
+    the best items that fit, those already shown among them: they were not refused, only filtered."""
+    texts = state.user_texts()
+    return (state.narrowed and bool(texts) and not state.wants_more and not state.asked
+            and not content_words(_searchable(texts[-1], state.prefs.exclude)))
 
 
 def _without(text: str, terms: list[str]) -> str:

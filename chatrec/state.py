@@ -72,6 +72,7 @@ class DialogueState:
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
     wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
     wants_pick: bool = False  # the latest user message asks which one of the suggestions to take ("which is best?")
+    narrowed: bool = False  # the latest user message changed a filter: budget, age or exclusions ("under £20")
     dropped: dict[str, int] = field(default_factory=dict)  # wish unticked ("era", "genre:comedy") -> user turns then
     turn_ids: list[int | None] = field(default_factory=list)  # store id of each assistant message
 

@@ -217,6 +217,7 @@ class Tracker:
         self.catalog = catalog
         self.matcher = matcher
         self.category_words = _category_words(catalog)
+        self.category_heads = _category_heads(self.category_words)
         self._kinds = set().union(*self.category_words.values())  # words that name a kind of item
 
     def observe(self, state: DialogueState, message: Message) -> None:
@@ -228,6 +229,7 @@ class Tracker:
                 state.suggested(found)
             return
         text = message.content
+        filters = _filters(state)
         self._update_budget(state, text)
         if (age := stated_age(text)) is not None:
             state.prefs.age = age
@@ -242,6 +244,7 @@ class Tracker:
         state.asked = []
         state.wants_more = bool(_MORE.search(text))
         state.wants_pick = bool(_PICK.search(text))
+        state.narrowed = _filters(state) != filters
         for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
             state.mentioned[match.item_id] = sentiment
@@ -399,17 +402,24 @@ class Tracker:
 
     def detect_category(self, text: str) -> str | None:
         """The category whose name's words the text has most of (their share of the name), ties to the
-        category named first ("jigsaws & puzzles": Jigsaws, not 3-D Puzzles)."""
+        category named first ("jigsaws & puzzles": Jigsaws, not 3-D Puzzles). A word that only qualifies
+        another one of the name is no match by itself: "likes science" is not "Science Fiction &
+        Fantasy", "something soft" not "Soft Dolls", "for children" not "Children's Bedding"."""
         stems = [_stem(w) for w in normalize(text).split()]
         first = {w: i for i, w in reversed(list(enumerate(stems)))}
         best: tuple[float, int, str] | None = None
         for category, keys in self.category_words.items():
             hits = keys & first.keys()
-            if hits:
+            if hits and hits & self.category_heads[category]:
                 key = (len(hits) / (len(keys) ** 0.5), -min(first[w] for w in hits), category)
                 if best is None or key[:2] > best[:2]:
                     best = key
         return best[2] if best else None
+
+
+def _filters(state: DialogueState) -> tuple:
+    prefs = state.prefs
+    return prefs.min_price, prefs.max_price, prefs.age, tuple(prefs.exclude)
 
 
 def without_age(text: str) -> str:
@@ -522,6 +532,21 @@ def _category_words(catalog: Catalog) -> dict[str, set[str]]:
         words = {_stem(w) for w in normalize(category).split() if len(w) > 1 and not w.isdigit()} - generic - COMMON_WORDS
         if words:
             out[category] = words
+    return out
+
+
+def _category_heads(category_words: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The words of each category name that name a kind of item, not a qualifier of one: the last
+    word of each part of the name ("Science Fiction & Fantasy": fiction, fantasy; "Soft Dolls": doll;
+    "Board Games": board, since "games" says nothing)."""
+    out: dict[str, set[str]] = {}
+    for category, keys in category_words.items():
+        heads = set()
+        for part in re.split(r"[&,]|\band\b", category):
+            words = [w for w in (_stem(w) for w in normalize(part).split()) if w in keys]
+            if words:
+                heads.add(words[-1])
+        out[category] = heads
     return out
 
 

@@ -641,3 +641,23 @@ def test_comention_top_lifts_what_conversations_named_beside_the_best_scored_ite
     assert [r.item.id for r in ranked][:3] == ["a", "b", "f"]
     top = {r.item.id: r.signals["comention_top"] for r in ranked}
     assert top["f"] == 0.5 and top["e"] == 0.0 and 0 < top["a"] < top["f"]  # Alpha Ghost: beside Zeta Space, a weaker item
+
+
+def test_a_budget_after_a_list_keeps_the_shown_items_that_fit(tmp_path):
+    """ "over £30 is too much" filters the list: the suggestions that fit stay on top rather than give
+    way to weaker unseen ones, as a shown item does when the user just chats on or asks for others."""
+    rows = [{"id": "w1", "title": "Oakwood Express", "description": "wooden train set", "price": 25},
+            {"id": "w2", "title": "Deluxe Railway", "description": "wooden train set", "price": 45},
+            {"id": "w3", "title": "Plastic Loco", "description": "a train", "price": 20},
+            {"id": "w4", "title": "Bucket and Spade", "description": "beach toys", "price": 5}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0, shown_penalty=5.0))
+    state = DialogueState()
+    shown = _ids(ranker, tracker, "a wooden train set", state=state, k=2)
+    assert sorted(shown) == ["w1", "w2"]
+    tracker.observe(state, Message("assistant", "How about Oakwood Express or Deluxe Railway?"))
+    assert _ids(ranker, tracker, "over £30 is too much", state=state, k=2) == ["w1", "w3"]
+    assert _ids(ranker, tracker, "anything else?", state=state, k=2)[0] == "w3"  # others asked for
+    state = DialogueState()
+    _ids(ranker, tracker, "a wooden train set", state=state)
+    tracker.observe(state, Message("assistant", "How about Oakwood Express or Deluxe Railway?"))
+    assert _ids(ranker, tracker, "thanks", state=state, k=1) == ["w3"]  # no filter changed: shown ones demoted

@@ -379,3 +379,19 @@ def test_a_question_about_the_suggestions_as_a_group_asks_about_those_it_fits(tm
     assert state.asked == ["m6"]  # "A hotel in winter."
     tracker.observe(state, Message("user", "do any of those have dragons?"))
     assert state.asked == []
+
+
+def test_a_word_that_only_qualifies_a_category_name_does_not_pick_it(tmp_path):
+    """ "likes science" is no wish for "Science Fiction & Fantasy" (a 10 year old got a Star Trek plush
+    for it), nor "something soft" for "Soft Dolls": the word naming the kind must be there."""
+    rows = [{"id": "sf", "title": "Starship Plush", "category": "Science Fiction & Fantasy"},
+            {"id": "sd", "title": "Rag Doll", "category": "Soft Dolls"},
+            {"id": "bg", "title": "Family Quiz", "category": "Board Games"}]
+    tracker = _tracker(tmp_path, rows)
+    for text in ("a gift for a 10 year old who likes science", "something soft for a baby"):
+        assert _observe(tracker, text).prefs.category is None, text
+    for text, category in (("she loves fantasy", "Science Fiction & Fantasy"),
+                           ("a science fiction fan", "Science Fiction & Fantasy"),
+                           ("a doll for my niece", "Soft Dolls"), ("a soft doll", "Soft Dolls"),
+                           ("a board game for family night", "Board Games")):  # "games" says nothing: "board" names it
+        assert _observe(tracker, text).prefs.category == category, text
