@@ -428,10 +428,12 @@ class TitleMatcher:
         if len(toks) > 1:
             # "Get Out", "Inside Out": all common words, so only when written as a title.
             return not all(t[2] in COMMON_WORDS for t in toks) or _title_cased(text, toks)
-        # A one-word title must look like a name: not a common word, written capitalised or dated.
+        # A one-word title must look like a name: not a common word, written capitalised or dated;
+        # or quoted, which makes a name of any word ('"Up"', '"It"', '"Her"').
         word = text[toks[0][0]:toks[0][1]]
         dated = _YEAR_AFTER.match(text[toks[0][1]:]) is not None
-        return phrase not in COMMON_WORDS and len(phrase) >= 3 and (word[:1].isupper() or dated)
+        return (phrase not in COMMON_WORDS and len(phrase) >= 3 and (word[:1].isupper() or dated)
+                or _quoted(text, toks))
 
     def _pick_year(self, ids: list[str], surface: str, phrase: str = "") -> str:
         """Several items share the name: the one with the year written after it, else among those

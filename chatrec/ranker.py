@@ -612,6 +612,11 @@ _DECADE = re.compile(r"\b(?:(?:19)?(?P<short>[2-9])0'?s|'(?P<short2>[2-9])0s|(?P
 _DECADE_WORDS = {w: d for d, w in enumerate("twenties thirties forties fifties sixties seventies eighties nineties"
                                             .split(), start=2)}
 _OLD = re.compile(r"\b(?:old(?:er)?|classics?|oldies?|vintage|golden age)\b(?![- ]school)", re.I)
+# "Older" of the audience, not of the film: "something a bit older for the 10 year old", "for older kids".
+_OLDER_AUDIENCE = re.compile(
+    r"\bolder\b(?=\s+(?:kids?|child(?:ren)?|audiences?|ones|teens?|teenagers?|boys?|girls?|viewers?)\b|"
+    r"\s+for\s+(?:the|my|a|an|our|his|her|their)\s+(?:[\w]+[\s-]+){0,3}?(?:kids?|child(?:ren)?|sons?|daughters?|boys?|"
+    r"girls?|teens?|teenagers?|tweens?|nephews?|nieces?|grand\w+|olds?)\b)", re.I)
 _AGE = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ]?"
                   r"(?:(?:years?|yrs?|months?)[- ]?)?old\b", re.I)
 # Asks for something new; not "I recently saw X" or "I watched it in theaters".
@@ -650,7 +655,7 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
     old": the last 20 years), ``"since"`` ("from the last 10 years", "after 2010") or ``"until"``
     ("before 2000"). Ages ("my 6 year old") do not count, nor other negated words ("not from the 80s")."""
     for age, text in enumerate(reversed(texts)):
-        clean = _AGE.sub(" ", text)
+        clean = _AGE.sub(" ", _OLDER_AUDIENCE.sub(" ", text))
         for rx, kind in ((_SPAN, "span"), (_DECADE, "decade"), (_OLD, "old"), (_NEW, "new")):
             for m in rx.finditer(clean):
                 if _ERA_NEGATED.search(clean[max(0, m.start() - 32):m.start()]):

@@ -120,6 +120,7 @@ _NOT_SEEN = re.compile(r"\b(?:haven\S*|hasn\S*|have not|has not|never|not yet|di
 _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(?:ning)? to|going to|gonna|"
                     r"have to|need to|might)\s+(?:\w+\s+)?(?:see|watch|check)\b|\bon my\s+(?:\w+\s+)?list\b|"
                     r"\bheard\s+(?:\S+\s+){0,3}(?:good|great|funny|scary)\b", re.I)
+_AGAIN = re.compile(r"\b(?:again|once more|re-?watch(?:ing)?)\b", re.I)
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
                         r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?|"
@@ -496,7 +497,11 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
     lo = max(b for b in bounds if b <= start)
     hi = min((b for b in bounds if b >= end), default=len(text))
     clause = text[lo:start] + " " + text[end:hi]
-    if _NOT_SEEN.search(clause) or _WANTS.search(clause):
+    if _NOT_SEEN.search(clause):
+        return True
+    if _AGAIN.search(clause):  # "I want to watch Up again, something like it?": seen, a reference
+        return False
+    if _WANTS.search(clause):
         return True
     if not text[lo:hi].rstrip().endswith("?"):
         return False

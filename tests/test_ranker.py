@@ -360,6 +360,9 @@ def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     ("the noughties", ((2000, 2009), "decade")),
     ("not from the last 10 years", None),
     ("Blade Runner 2049", None),
+    ("something a bit older for the 10 year old", None),  # older of the audience, not of the film
+    ("films for older kids", None),
+    ("any older movies?", ((0, 1998), "old")),
 ])
 def test_spans_of_years_in_words(text, era):
     from chatrec.ranker import wanted_era

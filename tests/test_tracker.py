@@ -17,6 +17,7 @@ MOVIES = [
     {"id": "m5", "title": "Get Out (2017)", "category": "movie", "description": "A visit to the girlfriend's parents."},
     {"id": "m6", "title": "The Shining (1980)", "category": "movie", "description": "A hotel in winter."},
     {"id": "m7", "title": "Harry Potter and the Chamber of Secrets (2002)", "category": "movie", "description": "Year two."},
+    {"id": "m9", "title": "Up (2009)", "category": "movie", "description": "A balloon house flies up to Paradise Falls."},
 ]
 
 
@@ -159,6 +160,9 @@ def test_single_letters_and_digits_are_no_words_of_a_category(tmp_path):
     ("I loved 'Get Out'", {"m5": 1}),  # single quotes are no part of the title's words
     ('anything but "The Shining"', {"m6": -1}),  # quoted or emphasised, a title reads the same
     ("no *Get Out* please", {"m5": -1}),
+    ('I want to watch "Up" again, something like it?', {"m9": 1}),  # quoted, a short common word is a name
+    ("I loved 'Up'", {"m9": 1}),
+    ("it went up again", {}),
     ("not It Follows, and nothing like The Babadook", {"m2": -1, "m1": -1}),
     ("No, I loved The Shining", {"m6": 1}),  # "No," answers a question; the film is liked
     ("why not The Shining?", {"m6": 0}),
@@ -198,6 +202,8 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     ("any movies like Get Out, It Follows or The Babadook (2014)?", []),
     ("have you seen Get Out or The Shining?", ["m5", "m6"]),
     ("I loved Get Out, what about The Shining?", ["m6"]),
+    ("I want to watch Get Out", ["m5"]),
+    ("I want to watch Get Out again, something like it?", []),  # seen: a reference, not a question
 ])
 def test_items_the_user_asks_about_or_has_not_seen(tmp_path, text, asked):
     state = _observe(_tracker(tmp_path, MOVIES), text)
