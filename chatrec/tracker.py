@@ -67,6 +67,11 @@ _OF_AGE = re.compile(  # "my 4 year old", "a 10-year-old girl", "18 months old",
     rf"(?:kids|children|boys|girls|sons|daughters|twins) are(?: both| aged)?)\s+"
     rf"(?:only\s+|just\s+|nearly\s+|almost\s+|about\s+)?{_AGE_N}\b(?!\s*(?:£|\$|€|pounds?|quid|%|\.\d|pieces?|cm|mm|months?|weeks?))",
     re.I)
+# Children then their ages: "for two kids, 5 and 8", "my boys (4 & 6)", "grandchildren aged 3, 5 and 9".
+_KIDS_AGED = re.compile(
+    rf"\b(?:kids|children|boys|girls|sons|daughters|grandkids|grandchildren|grandsons|granddaughters|twins|nephews|nieces)"
+    rf"\s*(?:[,:(-]|aged|ages|of ages?|who are)?\s*(?P<list>{_AGE_N}(?:\s*(?:,|and|&)\s*{_AGE_N})+)\b"
+    rf"(?!\s*(?:£|\$|€|pounds?|quid|%|\.\d|pieces?|cm|mm|months?|weeks?))", re.I)
 _AGE_WORD = re.compile(r"\bfor (?:a|an|my|our|the)\s+(?:little\s+|young\s+)?(newborn|infant|baby|toddler|tween|teen|teenager)s?\b",
                        re.I)
 _AGE_OF_WORD = {"newborn": 0.25, "infant": 0.5, "baby": 0.5, "toddler": 2.0, "tween": 10.0, "teen": 13.0, "teenager": 13.0}
@@ -426,6 +431,7 @@ def _filters(state: DialogueState) -> tuple:
 def without_age(text: str) -> str:
     """The text minus its age phrases: "a 10 year old girl who likes science" searches for "a girl who
     likes science" (the age is a filter on the catalog's recommended ages, not words to match)."""
+    text = _KIDS_AGED.sub(lambda m: m.group(0)[:m.start("list") - m.start()], text)
     return _OF_AGE.sub(" ", text)
 
 
@@ -440,6 +446,8 @@ def stated_age(text: str) -> float | None:
         unit = m.group("unit") or m.group("unit2") or ""
         ages.append(n / 12 if unit.lower().startswith("month") else n)
     ages += [_AGE_OF_WORD[m.group(1).lower()] for m in _AGE_WORD.finditer(text)]
+    ages += [float(_NUMBER_WORDS.get(raw.lower(), raw)) for m in _KIDS_AGED.finditer(text)
+             for raw in re.findall(_AGE_N, m.group("list"))]
     return min(ages) if ages else None
 
 
@@ -530,7 +538,9 @@ def category_family(category_words: dict[str, set[str]], wanted: str, texts: lis
 
 def _category_words(catalog: Catalog) -> dict[str, set[str]]:
     counts = Counter(c for c in (item.category for item in catalog) if c)
-    generic = {"and", "other", "misc", "accessories", "toys", "toy", "games", "game", "set", "sets", "kit", "kits"}
+    # and words of who it is for: everything in a toy shop is for kids ("for two kids" is no wish for "Kids'")
+    generic = {"and", "other", "misc", "accessories", "toys", "toy", "games", "game", "set", "sets", "kit", "kits",
+               "kid", "kids", "child", "children", "childrens"}
     out: dict[str, set[str]] = {}
     for category in counts:
         # not "the" of "Bob the Builder", nor "3" and "d" of "3-D Puzzles" (a category of one word matches best)

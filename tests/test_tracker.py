@@ -333,6 +333,9 @@ def test_an_ordinal_before_anything_was_suggested_is_no_error(tmp_path):
     ("a 4 year old and a 7 year old", 4.0),  # the youngest
     ("my kids are 5 and 8", 5.0),
     ("for my 3 and 5 year olds", 5.0),
+    ("arts and crafts for two kids, 5 and 8", 5.0),  # the children, then their ages
+    ("my boys (4 & 6) love trains", 4.0),
+    ("two kids and 5 pounds to spend", None),
     ("a baby doll for my niece", None),  # a kind of doll, not an age
     ("the budget is 20", None),
     ("I watched it 10 years ago", None),
@@ -392,9 +395,11 @@ def test_a_word_that_only_qualifies_a_category_name_does_not_pick_it(tmp_path):
     for it), nor "something soft" for "Soft Dolls": the word naming the kind must be there."""
     rows = [{"id": "sf", "title": "Starship Plush", "category": "Science Fiction & Fantasy"},
             {"id": "sd", "title": "Rag Doll", "category": "Soft Dolls"},
-            {"id": "bg", "title": "Family Quiz", "category": "Board Games"}]
+            {"id": "bg", "title": "Family Quiz", "category": "Board Games"},
+            {"id": "kt", "title": "Play Tent", "category": "Kids'"}]
     tracker = _tracker(tmp_path, rows)
-    for text in ("a gift for a 10 year old who likes science", "something soft for a baby"):
+    for text in ("a gift for a 10 year old who likes science", "something soft for a baby",
+                 "for two kids, 5 and 8"):  # everything in a toy shop is for kids
         assert _observe(tracker, text).prefs.category is None, text
     for text, category in (("she loves fantasy", "Science Fiction & Fantasy"),
                            ("a science fiction fan", "Science Fiction & Fantasy"),
