@@ -32,6 +32,25 @@ GENRE_KEYS = ("genre", "genres")
 CREDIT_KEYS = ("director", "directors", "star", "stars", "cast", "actor", "actors", "writer", "writers",
                "creator", "creators", "author", "authors", "composer")
 
+# Which credit keys are which role, for asks about one role's people ("that director").
+ROLE_KEYS: dict[str, tuple[str, ...]] = {"director": ("director", "directors"),
+                                         "star": ("star", "stars", "cast", "actor", "actors"),
+                                         "writer": ("writer", "writers", "author", "authors")}
+_ROLE_WORDS = {"director": "director", "directors": "director", "filmmaker": "director", "directed": "director",
+               "direct": "director", "made": "director", "make": "director", "actor": "star", "actress": "star",
+               "actors": "star", "star": "star", "stars": "star", "starred": "star", "cast": "star", "lead": "star",
+               "been": "star", "played": "star", "play": "star", "acted": "star", "act": "star",
+               "appeared": "star", "appear": "star", "writer": "writer", "screenwriter": "writer", "written": "writer", "write": "writer",
+               "wrote": "writer"}
+# "what else did that director make?", "anything by the same director?", "more with that actress",
+# "what else has she been in?", "films directed by him": the films of that role's people.
+ROLE_ASK = re.compile(
+    r"\b(?:that|the same|same|this|the|his|her|their)\s+(?P<role>director|filmmaker|actor|actress|"
+    r"screenwriter|writer)s?\b(?!\s*'s\b)"
+    r"|\b(?P<by>directed|written|made)\s+by\s+(?:the\s+same\b|him\b|her\b|them\b)"
+    r"|\b(?:what|where)\s+else\s+(?:did|has|have)\s+(?:he|she|they)\s+(?P<verb>directed|direct|made|make|"
+    r"been(?=\s+in)|starred|star|played|play|acted|act|appeared|appear|written|write|wrote)\b", re.I)
+
 # Everyday words for genres (movie/TV vocabulary). A word only counts for a genre the catalog has.
 GENRE_WORDS: dict[str, str] = {
     "horror": r"horrors?|scary|scarier|scariest|creepy|creepier|spooky|frightening|terrifying|slashers?|"
@@ -83,6 +102,7 @@ class Facets:
         people: dict[str, int] = {}
         p_rows: list[int] = []
         p_cols: list[int] = []
+        p_keys: list[str] = []
         for row, item in enumerate(catalog):
             for key in GENRE_KEYS:
                 for value in _values(item.attributes.get(key)):
@@ -92,6 +112,7 @@ class Facets:
                 for value in _values(item.attributes.get(key)):
                     p_rows.append(row)
                     p_cols.append(people.setdefault(value.lower(), len(people)))
+                    p_keys.append(key)
         self.genre_names = list(genres)
         self._person_names = list(people)
         self._person_columns = people  # name -> column
@@ -114,6 +135,15 @@ class Facets:
         idf = 1.0 / np.log1p(np.maximum(films, 1.0))
         self._credits_idf = credits.multiply(idf[None, :]).tocsr().astype(np.float32)
         self._credits_csc = credits.tocsc()
+        self._roles: dict[str, sparse.csr_matrix] = {}  # role -> (items, people) credited in that role
+        for role, keys in ROLE_KEYS.items():
+            picked = [i for i, key in enumerate(p_keys) if key in keys]
+            if picked:
+                m = sparse.csr_matrix((np.ones(len(picked), dtype=np.float32),
+                                       ([p_rows[i] for i in picked], [p_cols[i] for i in picked])),
+                                      shape=(self.n_items, len(people)), dtype=np.float32)
+                m.data[:] = 1.0
+                self._roles[role] = m
 
     @property
     def has_genres(self) -> bool:
@@ -247,6 +277,23 @@ class Facets:
     def person_column(self, name: str) -> int | None:
         return self._person_columns.get(name)
 
+    def role_scores(self, seeds: Sequence[int], role: str) -> np.ndarray:
+        """1 for every item crediting, in ``role``, a person credited in that role on the ``seeds``
+        (the director of the films named: their other films), 0.5 for the items crediting them in
+        another role (films Damien Chazelle wrote but did not direct), the seeds themselves 0."""
+        out = np.zeros(self.n_items, dtype=np.float32)
+        m = self._roles.get(role)
+        if m is None or not len(seeds):
+            return out
+        people = np.unique(m[list(seeds)].indices)
+        if not len(people):
+            return out
+        in_role = np.asarray(m[:, people].sum(axis=1)).ravel() > 0
+        credited = np.asarray(self.credits[:, people].sum(axis=1)).ravel() > 0
+        out = np.where(in_role, 1.0, np.where(credited, 0.5, 0.0)).astype(np.float32)
+        out[list(seeds)] = 0.0
+        return out
+
     def named_credit_scores(self, named: Mapping[int, float]) -> np.ndarray:
         """Per item: the weight of the most recent person named (``named_people``) it credits, in [0, 1]."""
         out = np.zeros(self.n_items, dtype=np.float32)
@@ -254,6 +301,18 @@ class Facets:
             rows = self._credits_csc.indices[self._credits_csc.indptr[col]:self._credits_csc.indptr[col + 1]]
             out[rows] = np.maximum(out[rows], weight)
         return out
+
+
+def asked_role(text: str) -> tuple[str, re.Match] | None:
+    """The role whose people ``text`` asks for the films of ("what else did that director make?":
+    director; "more with that actress": star), with the match; None when it asks for none."""
+    found = None
+    for m in ROLE_ASK.finditer(text):
+        found = m
+    if found is None:
+        return None
+    word = (found.group("role") or found.group("by") or found.group("verb")).lower()
+    return _ROLE_WORDS[word], found
 
 
 def _values(raw) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .catalog import Catalog, Item
 from .collab import CollaborativeModel, TargetPrior
-from .facets import Facets
+from .facets import ROLE_ASK, Facets, asked_role
 from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
@@ -57,6 +57,7 @@ class RankWeights:
     seed_genre: float = 0.7  # genre profile of the named/liked items (catalogs with a genre attribute)
     credits: float = 1.5  # people shared with the named/liked items (catalogs with director/star/... attributes)
     named_credits: float = 1.5  # items crediting a person the user named ("something with Tom Hanks")
+    role_credits: float = 3.0  # items by that role's people on the films just named ("what else did that director make?")
     popularity: float = 0.7
     feedback: float = 0.3
     category: float = 0.3
@@ -264,12 +265,22 @@ class Ranker:
             named = self.facets.named_credit_scores(self._people(state, w.turn_decay))
             if named.any():
                 out["named_credits"] = w.named_credits * named
+        if w.role_credits and self.facets.has_credits and (said := state.user_texts()):
+            if (role := asked_role(said[-1])) is not None and (refs := self._role_references(state)):
+                out["role_credits"] = w.role_credits * self.facets.role_scores(refs, role[0])
         texts = informative_texts(state)
         if texts and w.lexical and self.lexical is not None:
             lex = self.lexical.scores(" ".join(texts[-3:]))
             if lex.max() > 0:
                 out["lexical"] = w.lexical * lex / lex.max()
         return out
+
+    def _role_references(self, state: DialogueState) -> list[int]:
+        """The films "that director" means: those the user named last, else the one they asked about or
+        liked last, else the one suggestion just shown."""
+        ids = (state.last_named or state.asked[-1:] or state.liked[-1:]
+               or (state.last_shown if len(state.last_shown) == 1 else []))
+        return [self.catalog.position[i] for i in ids if i in self.catalog.position]
 
     # -- wishes in words: an era, genres, people. Each can be unticked in the UI ("What I understood"):
     # ``state.dropped[key]`` is the number of user turns then, and only later turns can bring it back.
@@ -570,7 +581,11 @@ def informative_texts(state: DialogueState) -> list[str]:
 
 
 def _searchable(text: str, exclude: list[str]) -> str:
+    text = " ".join(s for s in _SENTENCE.split(text) if not ROLE_ASK.search(s))  # "what else did that director make?"
     return _NEGATED_WORD.sub(" ", _SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(text)), exclude))))
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def narrowing(state: DialogueState) -> bool:

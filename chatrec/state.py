@@ -70,6 +70,7 @@ class DialogueState:
     last_shown: list[str] = field(default_factory=list)  # item ids the latest assistant message suggested
     times_shown: dict[str, int] = field(default_factory=dict)  # item id -> assistant turns that suggested it
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
+    last_named: list[str] = field(default_factory=list)  # items the latest user message naming any named (not refused)
     wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
     wants_pick: bool = False  # the latest user message asks which one of the suggestions to take ("which is best?")
     narrowed: bool = False  # the latest user message changed a filter: budget, age or exclusions ("under £20")

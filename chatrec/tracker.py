@@ -259,6 +259,8 @@ class Tracker:
             elif (mention_interest(text, match.start, match.end, [(m.start, m.end) for m in matches])
                   and match.item_id not in state.asked):
                 state.asked.append(match.item_id)
+        if named := [m.item_id for m in matches if state.mentioned.get(m.item_id, 0) >= 0]:
+            state.last_named = list(dict.fromkeys(named))
         for item_id in self._series_had(text):  # "he's seen all the harry potter ones"
             state.mentioned.setdefault(item_id, 0)  # had: not recommended back
         if not matches and self._update_referenced(state, text):

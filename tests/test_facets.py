@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chatrec.catalog import load_catalog
-from chatrec.facets import Facets
+from chatrec.facets import Facets, asked_role
 from chatrec.index import EmbeddingIndex
 from chatrec.lexical import LexicalIndex
 from chatrec.matching import TitleMatcher
@@ -208,3 +208,41 @@ def test_what_people_asking_for_a_genre_were_offered_leads_such_requests(tmp_pat
     assert "genre_requests" not in signals
     ranker.set_target_prior(TargetPrior.from_dialogues(ranker.catalog, tracker.matcher, train))  # no genres learned
     assert "genre_requests" not in _ranked(ranker, tracker, "I'd like a horror film tonight")[1][1]
+
+
+DIRECTORS = [
+    {"id": "x1", "title": "Glass Harbour (2012)", "description": "a story",
+     "attributes": {"genre": ["drama"], "director": ["Ida Kerr"], "star": ["Jon Bell"], "year": 2012}},
+    {"id": "x2", "title": "Salt Roads (2015)", "description": "a story",
+     "attributes": {"genre": ["western"], "director": ["Ida Kerr"], "star": ["Kim Lowe"], "year": 2015}},
+    {"id": "x3", "title": "Low Tide (2016)", "description": "a story",
+     "attributes": {"genre": ["drama"], "director": ["Lou Marsh"], "writer": ["Ida Kerr"], "star": ["Jon Bell"], "year": 2016}},
+    {"id": "x4", "title": "Quiet Acre (2014)", "description": "a story",
+     "attributes": {"genre": ["drama"], "director": ["Max Nye"], "star": ["Nia Ortiz"], "year": 2014}},
+    {"id": "x5", "title": "Paper Kite (2010)", "description": "a story",
+     "attributes": {"genre": ["comedy"], "director": ["Olu Park"], "star": ["Nia Ortiz"], "year": 2010}},
+]
+
+
+@pytest.mark.parametrize("texts, first, then", [
+    # her other film as director first, the one she only wrote next; not the star's other film
+    (["I loved Glass Harbour (2012). What else did that director make?"], "x2", "x3"),
+    (["I loved Quiet Acre (2014)", "I also liked Glass Harbour (2012)", "anything by the same director?"], "x2", "x3"),
+    (["Have you seen Quiet Acre (2014)?", "more with that actress please"], "x5", None),  # the film asked about
+])
+def test_asked_for_that_directors_or_actors_films(tmp_path, texts, first, then):
+    weights = replace(ONLY_FACETS, credits=0.0, seed_genre=0.0)  # only the ask moves the films
+    ranker, tracker = _pipeline(tmp_path, DIRECTORS, weights)
+    _, (total, signals) = _ranked(ranker, tracker, *texts)
+    ranked = [r.item.id for r in ranker.top(total, signals, k=5)]
+    assert ranked[0] == first and (then is None or ranked[1] == then), ranked
+    assert (signals["role_credits"] > 0).sum() == (2 if then else 1)
+
+
+def test_a_role_ask_is_no_search_word():
+    from chatrec.ranker import informative_texts
+
+    state = DialogueState(messages=[Message("user", "I loved Glass Harbour. What else did that director make?")])
+    assert informative_texts(state) == ["I loved Glass Harbour."]
+    asks = ("what else has she been in?", "films directed by him", "that star wars film", "the director's cut")
+    assert [a and a[0] for a in map(asked_role, asks)] == ["star", "director", None, None]
