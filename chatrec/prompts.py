@@ -19,6 +19,7 @@ from jinja2 import meta
 from .backends.base import Messages, SpanConstraint
 from .catalog import Catalog, Item
 from .errors import ConfigError, InputError
+from .lexical import content_words
 from .settings import PROJECT_ROOT
 from .state import DialogueState
 
@@ -28,7 +29,8 @@ CURRENCY = "£"
 TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                   "context_after_history", "shared_category", "has_prices"},
-    "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories"},
+    "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories",
+                      "knows_nothing"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                 "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
@@ -115,7 +117,8 @@ class PromptBuilder:
         return self.templates["reply_none.j2"].render(
             items=[_item_view(i) for i in items], asked=[_item_view(i, ABOUT_CHARS) for i in asked], pick=pick,
             state=state.summary(), currency=CURRENCY,
-            first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories).strip()
+            first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories,
+            knows_nothing=knows_nothing(state)).strip()
 
     def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],
               budget: int) -> Messages:
@@ -166,3 +169,10 @@ def _item_view(item: Item, chars: int = BLURB_CHARS) -> dict[str, object]:
     brand = None if item.brand and item.brand.casefold() in item.title.casefold() else item.brand
     return {"id": item.id, "title": item.title, "price": item.price, "brand": brand,
             "category": item.category, "rating": item.rating, "blurb": blurb}
+
+
+def knows_nothing(state: DialogueState) -> bool:
+    """Nothing said yet that the ranking could follow ("hello", "what can you do?"): no words to search
+    for, no item named or rated, no budget, age, category or exclusion."""
+    return (not (state.mentioned or state.liked or state.rejected) and state.prefs.is_empty()
+            and not any(content_words(text) for text in state.user_texts()))

@@ -428,6 +428,9 @@ class Ranker:
         if prefs.category and w.category:
             codes, code_of = self._category_codes
             family = category_family(self._category_words, prefs.category, state.user_texts())
+            # a 👍 on an item of another category widens the wish: "a puzzle" read as 3-D Puzzles, then a
+            # jigsaw liked: jigsaws are what they meant too
+            family |= {item.category for i in state.liked if (item := self.catalog.get(i)) and item.category}
             out["category"] = w.category * np.isin(codes, [code_of[c] for c in family if c in code_of]).astype(np.float32)
         asked = [self.catalog.position[i] for i in state.asked if i in self.catalog.position and i not in state.rejected]
         if asked and w.asked:

@@ -137,6 +137,7 @@ _MORE = re.compile(r"\b(?:any(?:thing|one)? else|something else|what else|any ?o
                    r"other (?:options|suggestions|ideas|recommendations|choices|picks)|"
                    r"more (?:options|suggestions|ideas|recommendations|choices|picks)|"
                    r"another (?:one|suggestion|option|idea|pick|recommendation)|something different|different ones|"
+                   r"more (?:like|similar to) (?:that|this|it|these|those|them)\b|similar ones|others like (?:that|this|it)\b|"
                    r"(?:seen|watched|have|got|had) (?:those|them|these|that one|it|both)(?: all| already| before)?(?: too)?[,.!]? "
                    r"(?:what|anything|any|something) (?:else|other|more))", re.I)
 _LIST_GLUE = re.compile(r"\s*(?:,|&|/|\band\b|\bor\b|\bnor\b)(?:\s*(?:and|or)\b)?\s*$", re.I)  # "X, Y and Z"

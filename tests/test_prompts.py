@@ -110,6 +110,18 @@ def test_none_reply_lists_the_items_and_asks_for_budget(catalog):
     assert reply.endswith("Do you have a budget in mind?")
 
 
+@pytest.mark.parametrize("said", [["hello"], ["hi there!", "what can you do?"]])
+def test_a_greeting_gets_asked_what_they_want_not_told_what_it_said(catalog, said):
+    """Nothing said yet to follow: the reply asks for it and calls the items popular picks, rather than
+    "Based on what you've told me"."""
+    state = DialogueState(messages=[Message("user", text) for text in said])
+    reply = PromptBuilder(catalog).none_reply(state, [catalog.by_id["t3"]])
+    opening = "Hi! Tell me who it's for" if len(said) == 1 else "Tell me who it's for"
+    assert reply.startswith(opening) and "told me" not in reply and "1. **Thomas Tank Engine**" in reply
+    state.messages.append(Message("user", "trains"))
+    assert PromptBuilder(catalog).none_reply(state, [catalog.by_id["t3"]]).startswith("Based on what you've told me")
+
+
 def test_a_catalog_without_prices_is_not_asked_about_budget(tmp_path):
     from conftest import write_jsonl
     films = load_catalog(write_jsonl(tmp_path / "films.jsonl", [

@@ -511,6 +511,9 @@ def test_categories_sharing_the_word_asked_for_count_as_the_wanted_category(tmp_
     _, signals = ranker.score(state, ranker.weights)
     lifted = {ranker.catalog.items[i].id for i in np.flatnonzero(signals["category"])}
     assert lifted == {"toy", "model"}
+    state.like("car")  # a 👍 on another kind of item: that kind is wanted too
+    _, signals = ranker.score(state, ranker.weights)
+    assert {ranker.catalog.items[i].id for i in np.flatnonzero(signals["category"])} == {"toy", "model", "car"}
 
 
 def test_films_sharing_the_name_the_user_named_are_no_suggestion(tmp_path):

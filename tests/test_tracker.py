@@ -353,7 +353,10 @@ def test_the_age_of_whoever_it_is_for(tmp_path, text, age):
     ("I've seen those already, anything else?", True),
     ("Do you have anymore suggestions?", True),
     ("Could you show me some other options?", True),
+    ("more like that one", True),  # others like the one liked, not it again
+    ("any similar ones?", True),
     ("I like it more than the first one", False),
+    ("more like The Shining", False),  # a named film is filtered anyway; no reaction to the suggestions
     ("no more horror please", False),
     ("something scary", False),
 ])
