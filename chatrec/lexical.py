@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections import OrderedDict, defaultdict
 from typing import Sequence
 
@@ -41,6 +42,31 @@ recent recently newer newest latest older oldest released
 movie movies film films flick flicks buy bought item items product products toy toys gift gifts
 present presents birthday
 """.split())
+
+
+# Pictographs that name a thing ("🦖" T-REX, "🧩" JIGSAW PUZZLE PIECE, "🐱" CAT FACE), not a feeling or a
+# gesture (smileys, hearts, hands, stars, fire): those say nothing to search for.
+_PICTOGRAPH = re.compile(r"[\u2600-\u27bf\u2b00-\u2bff\U0001F300-\U0001FAFF]")
+_NOT_A_THING = re.compile(r"HEART|HAND|FINGER|THUMBS|SIGN|MARK|FIRE|STAR|SPARKLE|MODIFIER|CLAPPING|FLEXED|"
+                          r"HUNDRED|COLLISION|SMIL|GRIN|TEAR|KISS|WINK|POUTING|CRYING|LAUGHING|PARTY POPPER")
+
+
+def spell_emoji(text: str) -> str:
+    """``text`` with each pictograph that names a thing replaced by its name in words ("🦖🦕 for my
+    son" -> "t-rex sauropod for my son"), so that it can be searched and understood; others are left."""
+    if not _PICTOGRAPH.search(text):
+        return text
+
+    def name(m: re.Match) -> str:
+        ch = m.group()
+        if 0x1F600 <= ord(ch) <= 0x1F64F:  # the emoticons block: faces
+            return ch
+        spelled = unicodedata.name(ch, "")
+        if not spelled or _NOT_A_THING.search(spelled):
+            return ch
+        return f" {spelled.removesuffix(' FACE').lower()} "
+
+    return _PICTOGRAPH.sub(name, text)
 
 
 def plain_words(text: str) -> list[str]:

@@ -19,7 +19,7 @@ from jinja2 import meta
 from .backends.base import Messages, SpanConstraint
 from .catalog import Catalog, Item
 from .errors import ConfigError, InputError
-from .lexical import content_words
+from .lexical import content_words, spell_emoji
 from .settings import PROJECT_ROOT
 from .state import DialogueState
 
@@ -175,4 +175,4 @@ def knows_nothing(state: DialogueState) -> bool:
     """Nothing said yet that the ranking could follow ("hello", "what can you do?"): no words to search
     for, no item named or rated, no budget, age, category or exclusion."""
     return (not (state.mentioned or state.liked or state.rejected) and state.prefs.is_empty()
-            and not any(content_words(text) for text in state.user_texts()))
+            and not any(content_words(spell_emoji(text)) for text in state.user_texts()))

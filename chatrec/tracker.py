@@ -13,20 +13,22 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from .catalog import Catalog
-from .lexical import content_words
+from .lexical import content_words, spell_emoji
 from .matching import COMMON_WORDS, TitleMatcher, normalize
 from .state import DialogueState, Message
 
-_NUM = r"(\d+(?:[.,]\d{1,2})?)"
+_NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?(?!\d)|\d+(?:[.,]\d{1,2})?)"  # "£1,000", "£1,000.50", "20,50 €"
 _CUR = r"(?:£|\$|€|gbp\s*|usd\s*)?"
 _UNIT = r"(?:\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks))?"
 _NOT_MONEY = r"(?!\s*(?:s\b|years?|yrs?|yo\b|months?|year-olds?|cm|mm|m\b|kg|g\b|pieces?|pcs|%))"
 _BETWEEN = re.compile(rf"between\s+{_CUR}{_NUM}{_UNIT}\s*(?:and|to|-|–)\s*{_CUR}{_NUM}{_UNIT}", re.I)
 _RANGE = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:-|–|to)\s*{_CUR}{_NUM}", re.I)
-_MAX = re.compile(rf"\b(?:under|below|less than|cheaper than|max(?:imum)?|up to|no more than|at most|"
-                  rf"within|budget(?: is| of)?|not over|tops)\s*:?\s*(?:(?:about|around|roughly|approx(?:imately)?)\s*)?"
+_MAX = re.compile(rf"(?<!\bno\s)(?<!\bnot\s)(?<!\bnothing\s)\b(?:under|below|less than|cheaper than|max(?:imum)?|up to|no more than|at most|"
+                  rf"within|budget(?: is| of)?|not over|not above|nothing (?:over|above|more than)|tops)\s*:?\s*(?:(?:about|around|roughly|approx(?:imately)?)\s*)?"
                   rf"({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
-_MIN = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|from)\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
+# not "no more than £25" nor "nothing over $30": those are ceilings (``_MAX``); "nothing under £10" is a floor
+_MIN = re.compile(rf"(?<!\bno\s)(?<!\bnot\s)(?<!\bnothing\s)\b(?:over|above|more than|at least|min(?:imum)?|from|"
+                  rf"(?:nothing|not|no) (?:under|below|less than|cheaper than))\s*({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
 _AROUND = re.compile(rf"\b(?:around|about|roughly|approx(?:imately)?|circa)\s*(?:((?:£|\$|€)){_NUM}|"
                      rf"{_NUM}\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks)\b)", re.I)
 _BARE_BUDGET = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:budget|max|or less|or under)", re.I)
@@ -235,7 +237,7 @@ class Tracker:
             if found:  # a reply naming nothing ("both are intense!") keeps the suggestions "those two" means
                 state.suggested(found)
             return
-        text = message.content
+        text = spell_emoji(message.content)  # "🦖 for my son": a t-rex
         filters = _filters(state)
         self._update_budget(state, text)
         if (age := stated_age(text)) is not None:
@@ -608,6 +610,9 @@ def _clean_term(raw: str, is_person: Callable[[str], bool] = lambda name: False)
 
 
 def _money(raw: str) -> float:
+    """"20", "20.50", "20,50" (a decimal comma), "1,000" and "1,000.50" (thousands)."""
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", raw):
+        return float(raw.replace(",", ""))
     return float(raw.replace(",", "."))
 
 

@@ -1,11 +1,11 @@
-"""TermIndex answers exactly what a scan over every item's text answers."""
+"""TermIndex answers exactly what a scan over every item's text answers; pictographs read as words."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from chatrec.lexical import LexicalIndex, TermIndex, content_words, has_word
+from chatrec.lexical import LexicalIndex, TermIndex, content_words, has_word, spell_emoji
 
 WORDS = "car cards scar remote control lego legolas train set red blue a an the".split()
 random.seed(0)
@@ -70,3 +70,14 @@ def test_irregular_whitespace_and_cut_words_match_a_full_scan():
         assert index.containing(term).tolist() == [i for i, t in enumerate(texts) if term in t], term
         expected = [i for i, t in enumerate(texts) if term.split() and has_word(t, term)]
         assert index.with_word(term).tolist() == expected, term
+
+
+@pytest.mark.parametrize("text, spelled", [
+    ("🦖 for my son", " t-rex  for my son"),
+    ("a 🚂 set", "a  steam locomotive  set"),
+    ("🐱 lover", " cat  lover"),  # CAT FACE: the cat
+    ("I ❤️ it 👍🏻 😂", "I ❤️ it 👍🏻 😂"),  # feelings and gestures name nothing to search for
+    ("plain text", "plain text"),
+])
+def test_pictographs_that_name_a_thing_are_spelled_out(text, spelled):
+    assert spell_emoji(text) == spelled

@@ -667,3 +667,12 @@ def test_a_budget_after_a_list_keeps_the_shown_items_that_fit(tmp_path):
     _ids(ranker, tracker, "a wooden train set", state=state)
     tracker.observe(state, Message("assistant", "How about Oakwood Express or Deluxe Railway?"))
     assert _ids(ranker, tracker, "thanks", state=state, k=1) == ["w3"]  # no filter changed: shown ones demoted
+
+
+def test_a_pictograph_is_understood_as_the_thing_it_names(tmp_path):
+    rows = [{"id": "rex", "title": "T-Rex Figure", "description": "a dinosaur", "price": 8},
+            {"id": "loco", "title": "Wooden Loco", "description": "a toy steam locomotive", "price": 9},
+            {"id": "ball", "title": "Bouncy Ball", "description": "a ball", "price": 2}]
+    ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0))
+    assert _ids(ranker, tracker, "🦖 for my son", k=1) == ["rex"]
+    assert _ids(ranker, tracker, "a 🚂 under £10", k=1) == ["loco"]

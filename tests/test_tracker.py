@@ -55,6 +55,13 @@ def _observe(tracker: Tracker, *texts: str) -> DialogueState:
     ("£15 please", None, 15.0),
     ("over £30 is too much", None, 30.0),  # a ceiling, though it says "over"
     ("£20 is a bit steep for a stocking filler", None, 20.0),
+    ("no more than 25 quid", None, 25.0),  # was also a floor of 25: "more than 25 quid"
+    ("nothing over $30", None, 30.0),  # was a floor
+    ("nothing over £30, nothing under £10", 10.0, 30.0),
+    ("no less than £15", 15.0, None),
+    ("a train set, max £1,000", None, 1000.0),  # thousands, not £1.00
+    ("between £1,000 and £2,000.50", 1000.0, 2000.5),
+    ("under 20,50 €", None, 20.5),  # a decimal comma
 ])
 def test_budget(tmp_path, text, lo, hi):
     prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
