@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import Sequence
 
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from .catalog import Catalog
 from .lexical import FILLER
@@ -139,6 +139,7 @@ class TitleMatcher:
         self._deletes: dict[str, list[str]] | None = None  # typo index, built on first use
         self._title_words: dict[str, set[int]] | None = None  # word -> title positions, built on first use
         self._counts: dict[str, int] = {}
+        self._prose: dict[str, int] = {}
         self._doc_freq: Counter[str] | None = None  # word -> items whose title or description has it
         self._name_ceiling = 0.003 * len(catalog)  # a word in fewer items than this can name one
         # Several items share a name ("Titanic": 1997, 2012 and an undated listing): without a year
@@ -279,9 +280,10 @@ class TitleMatcher:
         return sorted(found, key=lambda m: m.start)
 
     def _spelled(self, word: str) -> str:
-        """A long word no title contains ("babadok") -> the title word one typo away ("babadook").
+        """A long word no title contains ("babadok", "inceptoin") -> the title word one typo away
+        ("babadook", "inception").
 
-        One edit, same first letter, words of 6+ letters only: short words have too many
+        One edit or one swap of neighbouring letters, same first letter, words of 6+ letters only: short words have too many
         neighbours ("hte" could be many things), and a wrong fix only matters if it then
         completes a whole title."""
         if len(word) < 6 or word in self.word_index or word.isdigit() or self.doc_freq(word):
@@ -291,7 +293,7 @@ class TitleMatcher:
             if self._deletes is None:
                 self._typo_block([word])  # builds the deletion index shared with match_phrase
             near = {k for d in _deletions(word) for k in (self._deletes or {}).get(d, ())}
-            near = sorted(k for k in near if k[0] == word[0] and Levenshtein.distance(k, word) <= 1)
+            near = sorted(k for k in near if k[0] == word[0] and OSA.distance(k, word) <= 1)
             fixes[word] = near[0] if len(near) == 1 else word
         return fixes[word]
 
@@ -306,6 +308,8 @@ class TitleMatcher:
         ids = self.full.get(phrase) or (None if glued else self.compact.get(_compact(phrase))) if len(toks) > 1 \
             else self.full.get(phrase)
         if ids:
+            if typed and self._cued(text, toks, phrase):
+                return ids
             if not self._plausible(text, toks, phrase):
                 return []
             # "Paul", "the American", "war": a short title made of words the catalog's own text uses
@@ -424,6 +428,33 @@ class TitleMatcher:
             self._counts[phrase] = sum(1 for pos in rows if f" {phrase} " in self._norm_titles[pos])
         return self._counts[phrase]
 
+    def _cued(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> bool:
+        """A whole title typed as plain words right after words that take a film, or in a list after
+        them ("i liked the dark knight", "my favourite movies are the godfather, goodfellas and
+        scarface"), when the catalog's prose seldom uses it: it appears in no more descriptions than
+        titles ("titanic", "frozen", "the notebook"; not "music", "alien", "the family"), has a word
+        beyond common ones ("i saw it", "liked the last one" name nothing) and is no person's name."""
+        if not _FILM_CUE.search(text, 0, toks[0][0]):
+            return False
+        if all(t[2] in COMMON_WORDS or t[2] in FILLER or len(t[2]) < 3 for t in toks):
+            return False
+        if len(toks) > 1 and phrase in self._people:
+            return False
+        if (after := _NEXT_WORD.match(text, toks[-1][1])) and f"{phrase} {normalize(after.group(1))}" in self._people:
+            return False  # "I like emma stone": the actress, not "Emma (1996)"
+        return self._prose_count(phrase) <= max(3, self._title_count(phrase))
+
+    def _prose_count(self, phrase: str) -> int:
+        """How many items' descriptions use ``phrase`` as whole words, their own titles aside (cached)."""
+        if phrase not in self._prose:
+            padded = f" {phrase} "
+            words = phrase.split()
+            self._prose[phrase] = sum(
+                1 for item in self.catalog.items
+                if words[0] in item.description.lower() and padded in f" {normalize(item.description)} "
+                and padded not in f" {normalize(item.title)} ")
+        return self._prose[phrase]
+
     def _plausible(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> bool:
         if len(toks) > 1:
             # "Get Out", "Inside Out": all common words, so only when written as a title.
@@ -465,6 +496,16 @@ def _compact(name: str) -> str:
     """A normalised name with spaces and "and" dropped: what is left when punctuation is deleted
     instead of spaced ("Rail & Road" -> "Rail  Road", "Multi-Colour" -> "MultiColour")."""
     return "".join(w for w in name.split() if w != "and")
+
+
+_NEXT_WORD = re.compile(r"\s+([\w'’-]+)")
+# Words that take a film (or a product) as their object, at the end of the text before a name,
+# possibly with a list between: "loved X", "have you seen X", "favourite movies are X, Y and Z".
+_FILM_CUE = re.compile(
+    r"\b(?:liked?|loved?|enjoyed|enjoy|adored?|hated?|disliked?|seen|saw|watched|watch|re-?watch(?:ed)?|"
+    r"fan of|such as|similar to|favou?rites? (?:movies? |films? )?(?:is|are|was|were|include)|"
+    r"(?:movies?|films?|something|anything|ones?) like)"
+    r"\s+(?:[\w'’-]+(?:\s+[\w'’-]+){0,4}\s*(?:,|\band\b|\bor\b|&)\s*){0,4}$", re.I)
 
 
 def _distinctive(word: str) -> bool:

@@ -167,6 +167,11 @@ def test_single_letters_and_digits_are_no_words_of_a_category(tmp_path):
     ("I loved 'Get Out'", {"m5": 1}),  # single quotes are no part of the title's words
     ('anything but "The Shining"', {"m6": -1}),  # quoted or emphasised, a title reads the same
     ("no *Get Out* please", {"m5": -1}),
+    # typed lower case after words that take a film, or in a list after them
+    ("i hated the shining", {"m6": -1}),
+    ("my favourite films are the babadook, it follows and the shining", {"m1": 1, "m2": 1, "m6": 1}),
+    ("i saw the movie yesterday", {}),
+    ("I loved The Shinign", {"m6": 1}),  # two letters swapped
     ('I want to watch "Up" again, something like it?', {"m9": 1}),  # quoted, a short common word is a name
     ("I loved 'Up'", {"m9": 1}),
     ("it went up again", {}),
@@ -416,3 +421,19 @@ def test_a_word_that_only_qualifies_a_category_name_does_not_pick_it(tmp_path):
                            ("a doll for my niece", "Soft Dolls"), ("a soft doll", "Soft Dolls"),
                            ("a board game for family night", "Board Games")):  # "games" says nothing: "board" names it
         assert _observe(tracker, text).prefs.category == category, text
+
+
+def test_a_title_typed_in_lower_case_after_words_that_take_a_film(tmp_path):
+    """ "i liked the dark knight" named nothing: three titles hold "the dark knight", so it had to be
+    dated or capitalised. After "liked", "seen", "favourite movies are"... a whole title counts when
+    the catalog's descriptions use it no more often than its titles; "the family" stays plain words."""
+    rows = [{"id": "dk", "title": "The Dark Knight (2008)", "description": "Batman faces the Joker."},
+            {"id": "dkr", "title": "The Dark Knight Rises (2012)", "description": "Bane arrives."},
+            {"id": "dkt", "title": "Batman: The Dark Knight Returns (2012)", "description": "An old Batman."},
+            {"id": "fam", "title": "The Family (2013)", "description": "A mob family hides in France."}]
+    rows += [{"id": f"f{n}", "title": f"Film {n}", "description": f"the family moves house, part {n}"} for n in range(5)]
+    tracker = _tracker(tmp_path, rows)
+    assert _observe(tracker, "i liked the dark knight").mentioned == {"dk": 1}
+    assert _observe(tracker, "have you seen the dark knight rises? is it good").asked == ["dkr"]
+    assert _observe(tracker, "i loved the family").mentioned == {}  # the catalog's prose says it all the time
+    assert _observe(tracker, "the dark knight is a phrase here").mentioned == {}  # no word that takes a film
