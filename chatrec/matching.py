@@ -279,6 +279,44 @@ class TitleMatcher:
                     taken[j] = True
         return sorted(found, key=lambda m: m.start)
 
+    def newest_of_series(self, text: str) -> list[Match]:
+        """"the new star wars", "the latest mission impossible": the newest item whose title starts
+        with the name, where two or more titles do (a series) and the newest is from the catalog's last
+        few years, as a mention of it."""
+        out: list[Match] = []
+        for m in _NEWEST.finditer(text):
+            toks = list(_TOKEN.finditer(text, m.start("name"), m.end("name")))
+            for n in range(len(toks), 0, -1):
+                phrase = " ".join(normalize(t.group()) for t in toks[:n])
+                if not _distinctive(phrase.split()[0]) or phrase in FILLER:
+                    continue
+                if self._prose_count(phrase) > max(3, self._title_count(phrase)):
+                    continue  # "the new girl", "a new comedy": plain words in this catalog
+                if n < len(toks) and normalize(toks[n].group()) in ("movies", "films", "ones", "stuff"):
+                    continue  # "some new scary movies": a kind of film, not "Scary Movie 5"
+                series = self._series(phrase)
+                if len(series) >= 2:
+                    items = self.catalog.items
+                    best = max(series, key=lambda p: (items[p].year or 0, -p))
+                    if (items[best].year or 0) < self._newest_year - 3:
+                        break  # "the new Death Wish" (2018) is not the catalog's newest, from 1994
+                    out.append(Match(items[best].id, 0.9, "series", m.start(), toks[n - 1].end(),
+                                     text[m.start():toks[n - 1].end()]))
+                    break
+        return out
+
+    @cached_property
+    def _newest_year(self) -> int:
+        """The catalog's newest release year (robust to a few far-future dates), 0 without years."""
+        years = sorted(i.year for i in self.catalog.items if i.year)
+        return years[int(0.99 * (len(years) - 1))] if years else 0
+
+    def _series(self, phrase: str) -> list[int]:
+        """Positions of the titles that start with ``phrase`` (after a leading "the"), dated ones only."""
+        self._title_count(phrase)  # builds the normalised titles
+        heads = (f" {phrase} ", f" the {phrase} ")
+        return [p for p, title in enumerate(self._norm_titles) if title.startswith(heads) and self.catalog.items[p].year]
+
     def _spelled(self, word: str) -> str:
         """A long word no title contains ("babadok", "inceptoin") -> the title word one typo away
         ("babadook", "inception").
@@ -498,6 +536,7 @@ def _compact(name: str) -> str:
     return "".join(w for w in name.split() if w != "and")
 
 
+_NEWEST = re.compile(r"\b(?:new|newest|latest|most recent)\s+(?P<name>[\w'’&-]+(?:\s+[\w'’&-]+){0,3})", re.I)
 _NEXT_WORD = re.compile(r"\s+([\w'’-]+)")
 # Words that take a film (or a product) as their object, at the end of the text before a name,
 # possibly with a list between: "loved X", "have you seen X", "favourite movies are X, Y and Z".

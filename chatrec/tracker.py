@@ -243,6 +243,9 @@ class Tracker:
         if (age := stated_age(text)) is not None:
             state.prefs.age = age
         matches = self.matcher.find_in_text(text, typed=True)
+        if newest := self.matcher.newest_of_series(text):  # "have you seen the new star wars?": not Star Wars (1977)
+            matches = [m for m in matches if not any(m.start < n.end and n.start < m.end for n in newest)] + newest
+            matches.sort(key=lambda m: m.start)
         self._update_terms(state, text, titles=[(m.start, m.end) for m in matches])
         # "no Hornby" is no wish for Hornby, nor "he already has lots of puzzles" for puzzles
         unwanted = [m.span() for rx in (_NEGATION, _SOUNDS) for m in rx.finditer(text)]
@@ -250,6 +253,7 @@ class Tracker:
         category = self.detect_category(_blank(text, unwanted))
         if category:
             state.prefs.category = category
+        about = state.asked  # what the previous message asked about: "it" in "I didn't like it much"
         state.asked = []
         state.wants_more = bool(_MORE.search(text))
         state.wants_pick = bool(_PICK.search(text))
@@ -266,7 +270,7 @@ class Tracker:
             state.last_named = list(dict.fromkeys(named))
         for item_id in self._series_had(text):  # "he's seen all the harry potter ones"
             state.mentioned.setdefault(item_id, 0)  # had: not recommended back
-        if not matches and self._update_referenced(state, text):
+        if not matches and self._update_referenced(state, text, about):
             state.wants_more = True  # "he already has the first one": the others, not the same list again
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
             # not what the user already said they liked: "like Transporter 3" then "I have not watched
@@ -313,12 +317,12 @@ class Tracker:
                 out += series
         return out
 
-    def _update_referenced(self, state: DialogueState, text: str) -> bool:
+    def _update_referenced(self, state: DialogueState, text: str, about: Sequence[str] = ()) -> bool:
         """A dislike of the items the assistant just suggested, referred to rather than named,
         rejects them (never shown again, neighbours demoted); a like or "seen it" marks them as had
         (not recommended back; a like also makes them seeds). See ``referenced``. True when the
         message reacts to some of them."""
-        found = referenced(text, state.last_shown)
+        found = referenced(text, state.last_shown, about)
         if found is None:
             return False
         sentiment, item_ids = found
@@ -456,10 +460,11 @@ def stated_age(text: str) -> float | None:
     return min(ages) if ages else None
 
 
-def referenced(text: str, shown: list[str]) -> tuple[int, list[str]] | None:
+def referenced(text: str, shown: list[str], about: Sequence[str] = ()) -> tuple[int, list[str]] | None:
     """(-1 disliked / +1 liked / 0 seen, item ids) for what ``text`` says of the ``shown`` items by
     reference ("I hated that one", "loved the second one", "seen them both"), or None when it says
-    nothing of them. "That one" after several items is ambiguous: no ids."""
+    nothing of them. "That one" after several items is ambiguous: no ids, unless the user's previous
+    message asked about one of them (``about``): "have you seen the new star wars?" ... "I didn't like it"."""
     for sentiment, pattern in _REF_PATTERNS:
         m = pattern.search(text)
         if m is None:
@@ -467,17 +472,22 @@ def referenced(text: str, shown: list[str]) -> tuple[int, list[str]] | None:
         if sentiment >= 0 and (_REF_NEGATED.search(text, max(0, m.start() - 25), m.start())
                                or _NOT_SEEN.search(text) or _WANTS.search(text)):
             return None  # "I don't think I have seen that one", "I haven't seen it, I heard it was good"
-        return sentiment, _referents(shown, m.group("ref"))
+        return sentiment, _referents(shown, m.group("ref"), about)
     return None
 
 
-def _referents(shown: list[str], ref: str) -> list[str]:
-    """The suggested items ``ref`` ("it", "the second one", "both") points at."""
+def _referents(shown: list[str], ref: str, about: Sequence[str] = ()) -> list[str]:
+    """The suggested items ``ref`` ("it", "the second one", "both") points at; "it" or "that one" is
+    the one item shown, else the one item the user asked about just before, if any."""
     if _REF_PLURAL.match(ref):
         return list(shown)
     if m := _ORDINAL.search(ref):
         return _nth(shown, m.group(1))
-    return list(shown) if len(shown) == 1 else []
+    if len(shown) == 1:
+        return list(shown)
+    # "it", "that one": not a bare "that", which is as often a relative pronoun ("movies that were good")
+    picked = [i for i in about if i in shown]  # and the reply spoke of it
+    return picked if len(picked) == 1 and (ref.lower() == "it" or " " in ref) else []
 
 
 def _nth(shown: list[str], ordinal: str) -> list[str]:

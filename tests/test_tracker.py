@@ -437,3 +437,16 @@ def test_a_title_typed_in_lower_case_after_words_that_take_a_film(tmp_path):
     assert _observe(tracker, "have you seen the dark knight rises? is it good").asked == ["dkr"]
     assert _observe(tracker, "i loved the family").mentioned == {}  # the catalog's prose says it all the time
     assert _observe(tracker, "the dark knight is a phrase here").mentioned == {}  # no word that takes a film
+
+
+def test_the_new_film_of_a_series_and_it_after_asking_about_it(tmp_path):
+    """ "Have you seen the new star wars?" named nothing, and "I didn't like it much" then rejected
+    nothing while the list led with that very film. The newest title of the series is meant, and "it"
+    is the one film the previous message asked about."""
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "Have you seen the new star wars?")
+    assert state.asked == ["m3"]  # The Last Jedi (2017), not Star Wars (1977)
+    tracker.observe(state, Message("assistant", "Star Wars: Episode VIII – The Last Jedi (2017) is good! Or The Shining (1980)."))
+    tracker.observe(state, Message("user", "I didn't like it much"))
+    assert state.rejected == ["m3"]
+    assert _observe(tracker, "something new and scary").mentioned == {}
