@@ -76,7 +76,8 @@ GENRE_WORDS: dict[str, str] = {
     "sport": r"sports?|football|baseball|basketball|boxing",
     "war": r"war|wars|military",
     "western": r"westerns?|cowboys?",
-    "drama": r"dramas?|dramatic|tear-?jerkers?",
+    "drama": r"dramas?|dramatic|tear-?jerkers?|sad|sadder|saddest|emotional|heart-?breaking|heart-?wrenching|"
+             r"make me cry|(?:a )?good cry",
 }
 # Genres that name an audience rather than a taste, and the genres of the films made for it.
 AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")}

@@ -40,7 +40,7 @@ another different new similar same lot lots much many watch watched watching see
 hate hated hates dislike disliked dislikes first second third fourth fifth last
 recent recently newer newest latest older oldest released
 movie movies film films flick flicks buy bought item items product products toy toys gift gifts
-present presents birthday
+present presents birthday mood tonight
 """.split())
 
 

@@ -246,3 +246,14 @@ def test_a_role_ask_is_no_search_word():
     assert informative_texts(state) == ["I loved Glass Harbour."]
     asks = ("what else has she been in?", "films directed by him", "that star wars film", "the director's cut")
     assert [a and a[0] for a in map(asked_role, asks)] == ["star", "director", None, None]
+
+
+def test_sad_asks_for_drama_and_the_mood_is_no_search_word(tmp_path):
+    ranker, tracker = _pipeline(tmp_path, FILMS + [
+        {"id": "d1", "title": "Long Goodbye (2015)", "description": "a story", "attributes": {"genre": ["drama"], "year": 2015}},
+        {"id": "m1", "title": "In the Mood (2016)", "description": "a story", "attributes": {"genre": ["comedy"], "year": 2016}}],
+        weights=replace(ONLY_FACETS, lexical=0.7))
+    _, (total, signals) = _ranked(ranker, tracker, "I'm in the mood for something sad tonight")
+    assert ranker.top(total, signals, k=1)[0].item.id == "d1"  # not "In the Mood" for its title's words
+    assert "lexical" not in signals  # "mood", "tonight": nothing to search for
+    assert ranker.facets.wanted_genres(["I don't like sad movies"])[ranker.facets.genre_names.index("drama")] < 0
