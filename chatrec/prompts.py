@@ -19,9 +19,11 @@ from jinja2 import meta
 from .backends.base import Messages, SpanConstraint
 from .catalog import Catalog, Item
 from .errors import ConfigError, InputError
-from .lexical import content_words, spell_emoji
+from .lexical import content_words, has_word, spell_emoji
+from .matching import normalize
 from .settings import PROJECT_ROOT
 from .state import DialogueState
+from .tracker import singular
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 CURRENCY = "£"
@@ -30,7 +32,7 @@ TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                   "context_after_history", "shared_category", "has_prices"},
     "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories",
-                      "knows_nothing"},
+                      "knows_nothing", "missing"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                 "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
@@ -118,7 +120,7 @@ class PromptBuilder:
             items=[_item_view(i) for i in items], asked=[_item_view(i, ABOUT_CHARS) for i in asked], pick=pick,
             state=state.summary(), currency=CURRENCY,
             first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories,
-            knows_nothing=knows_nothing(state)).strip()
+            knows_nothing=knows_nothing(state), missing=missing_must_haves(state, items)).strip()
 
     def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],
               budget: int) -> Messages:
@@ -176,3 +178,14 @@ def knows_nothing(state: DialogueState) -> bool:
     for, no item named or rated, no budget, age, category or exclusion."""
     return (not (state.mentioned or state.liked or state.rejected) and state.prefs.is_empty()
             and not any(content_words(spell_emoji(text)) for text in state.user_texts()))
+
+
+def missing_must_haves(state: DialogueState, items: Sequence[Item]) -> list[str]:
+    """The must-haves the latest message asked for ("obsessed with fire engines") that none of
+    ``items`` mentions, singular or plural: the reply says so rather than pass the closest items off
+    as matches."""
+    said = normalize(state.user_texts()[-1]) if state.user_texts() else ""
+    texts = [normalize(item.search_text()) for item in items]
+    forms = {term: {normalize(term), singular(normalize(term))} for term in state.prefs.must_have}
+    return [term for term, variants in forms.items() if any(has_word(said, f) for f in variants)
+            and not any(has_word(text, f) for text in texts for f in variants)]

@@ -122,6 +122,23 @@ def test_a_greeting_gets_asked_what_they_want_not_told_what_it_said(catalog, sai
     assert PromptBuilder(catalog).none_reply(state, [catalog.by_id["t3"]]).startswith("Based on what you've told me")
 
 
+def test_a_must_have_no_item_mentions_is_owned_up_to(catalog):
+    """Asked for fire engines where the catalog has none, the reply says so instead of presenting the
+    closest trains as matches; said once, it is not repeated on later turns."""
+    state = DialogueState(messages=[Message("user", "he is obsessed with fire engines")])
+    state.prefs.must_have = ["fire engines"]
+    builder = PromptBuilder(catalog)
+    reply = builder.none_reply(state, [catalog.by_id["t3"]])
+    assert reply.startswith("I found nothing that mentions fire engines; the closest picks I have:")
+    assert "1. **Thomas Tank Engine**" in reply and reply.endswith("Is there something else they like?")
+    state.prefs.must_have = ["engines"]  # the item says "engine": it mentions it
+    state.messages[0] = Message("user", "anything with engines?")
+    assert "nothing that mentions" not in builder.none_reply(state, [catalog.by_id["t3"]])
+    state.prefs.must_have = ["fire engines"]
+    state.messages.append(Message("user", "ok, trains then"))
+    assert "nothing that mentions" not in builder.none_reply(state, [catalog.by_id["t3"]])
+
+
 def test_a_catalog_without_prices_is_not_asked_about_budget(tmp_path):
     from conftest import write_jsonl
     films = load_catalog(write_jsonl(tmp_path / "films.jsonl", [
