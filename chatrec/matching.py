@@ -451,6 +451,10 @@ class TitleMatcher:
             self._doc_freq = counts
         return self._doc_freq[word]
 
+    def items_with(self, phrase: str) -> int:
+        """How many catalog items name ``phrase`` (normalised, whole words) in their title or description."""
+        return self._title_count(phrase) + self._prose_count(phrase)
+
     def _title_count(self, phrase: str) -> int:
         """How many catalog titles contain ``phrase`` as whole words (cached): its document frequency."""
         if phrase not in self._counts:

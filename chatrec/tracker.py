@@ -411,9 +411,14 @@ class Tracker:
                 prefs.must_have.append(term)
 
     def _owned_kinds(self, text: str) -> list[re.Match]:
-        """``_OWNED`` phrases whose term names a kind of item ("puzzles", "a train set")."""
+        """``_OWNED`` phrases whose term names a kind of item ("puzzles", "a train set") or a product
+        line, words items are described with ("he already has lots of Lego City sets")."""
         return [m for m in _OWNED.finditer(text) if (m.group("already") or m.group("already2") or m.group("many"))
-                and any(_stem(w) in self._kinds for w in normalize(m.group("term")).split())]
+                and self._names_kind_or_line(normalize(m.group("term")).split())]
+
+    def _names_kind_or_line(self, words: list[str]) -> bool:
+        return (any(_stem(w) in self._kinds for w in words)
+                or len(words) > 1 and self.matcher.items_with(" ".join(words)) >= 1)
 
     def detect_category(self, text: str) -> str | None:
         """The category whose name's words the text has most of (their share of the name), ties to the

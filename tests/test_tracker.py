@@ -108,6 +108,8 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
     ("I like dramas. No romance though", ["romance"], []),
     ("he has a dinosaur obsession", [], []),  # no "already", no quantity: owns nothing, tells of him
     ("he has a lot of energy", [], []),
+    ("lego for my son, he already has lots of Lego City sets", ["lego city"], []),  # a product line owned
+    ("he already has lots of good ideas", [], []),  # words no item is described with
     ("one that has a remote control", [], ["remote control"]),
 ])
 def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
