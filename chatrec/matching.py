@@ -433,7 +433,7 @@ class TitleMatcher:
         self._typo_block(["warmup"])
         self.doc_freq("warmup")
         self._title_count("warm up")
-        _ = self._people
+        _ = self._people, self._descriptions
 
     def _everyday(self, toks: list[tuple[int, int, str]]) -> bool:
         """True if every distinctive word is plain language in this catalog: its titles and
@@ -487,15 +487,26 @@ class TitleMatcher:
         return self._prose_count(phrase) <= max(3, self._title_count(phrase))
 
     def _prose_count(self, phrase: str) -> int:
-        """How many items' descriptions use ``phrase`` as whole words, their own titles aside (cached)."""
+        """How many items' descriptions use ``phrase`` as whole words, their own titles aside (cached;
+        one set intersection over the description words' postings, not a scan of the catalog)."""
         if phrase not in self._prose:
+            texts, postings = self._descriptions
+            self._title_count(phrase)  # builds the normalised titles
+            rows = sorted((postings.get(w, set()) for w in set(phrase.split())), key=len)
             padded = f" {phrase} "
-            words = phrase.split()
-            self._prose[phrase] = sum(
-                1 for item in self.catalog.items
-                if words[0] in item.description.lower() and padded in f" {normalize(item.description)} "
-                and padded not in f" {normalize(item.title)} ")
+            self._prose[phrase] = sum(1 for pos in (set.intersection(*rows) if rows else ())
+                                      if padded in texts[pos] and padded not in self._norm_titles[pos])
         return self._prose[phrase]
+
+    @cached_property
+    def _descriptions(self) -> tuple[list[str], dict[str, set[int]]]:
+        """Each item's normalised description (padded with spaces), and word -> positions using it."""
+        texts = [f" {normalize(item.description)} " for item in self.catalog.items]
+        postings: defaultdict[str, set[int]] = defaultdict(set)
+        for pos, text in enumerate(texts):
+            for word in set(text.split()):
+                postings[word].add(pos)
+        return texts, dict(postings)
 
     def _plausible(self, text: str, toks: list[tuple[int, int, str]], phrase: str) -> bool:
         if len(toks) > 1:
