@@ -167,6 +167,13 @@ class Catalog:
             out[p] = tuple(sorted({*out.get(p, ()), *twins}))
         return out
 
+    @cached_property
+    def newest_year(self) -> int:
+        """The newest release year, robust to a few far-future dates (the 99th percentile of the years
+        given, rounded up to one of them); 0 when no item has a year. "New" and "recent" count from it."""
+        years = sorted(i.year for i in self.items if i.year)
+        return years[math.ceil(0.99 * (len(years) - 1))] if years else 0
+
     def same_thing(self, pos: int) -> tuple[int, ...]:
         """``pos`` and every other listing of the thing it lists (``listings``)."""
         return (pos, *self.listings.get(pos, ()))

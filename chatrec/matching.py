@@ -298,18 +298,12 @@ class TitleMatcher:
                 if len(series) >= 2:
                     items = self.catalog.items
                     best = max(series, key=lambda p: (items[p].year or 0, -p))
-                    if (items[best].year or 0) < self._newest_year - 3:
+                    if (items[best].year or 0) < self.catalog.newest_year - 3:
                         break  # "the new Death Wish" (2018) is not the catalog's newest, from 1994
                     out.append(Match(items[best].id, 0.9, "series", m.start(), toks[n - 1].end(),
                                      text[m.start():toks[n - 1].end()]))
                     break
         return out
-
-    @cached_property
-    def _newest_year(self) -> int:
-        """The catalog's newest release year (robust to a few far-future dates), 0 without years."""
-        years = sorted(i.year for i in self.catalog.items if i.year)
-        return years[int(0.99 * (len(years) - 1))] if years else 0
 
     def _series(self, phrase: str) -> list[int]:
         """Positions of the titles that start with ``phrase`` (after a leading "the"), dated ones only."""
@@ -321,9 +315,9 @@ class TitleMatcher:
         """A long word no title contains ("babadok", "inceptoin") -> the title word one typo away
         ("babadook", "inception").
 
-        One edit or one swap of neighbouring letters, same first letter, words of 6+ letters only: short words have too many
-        neighbours ("hte" could be many things), and a wrong fix only matters if it then
-        completes a whole title."""
+        One edit or one swap of neighbouring letters, same first letter, words of 6+ letters only:
+        short words have too many neighbours ("hte" could be many things), and a wrong fix only
+        matters if it then completes a whole title."""
         if len(word) < 6 or word in self.word_index or word.isdigit() or self.doc_freq(word):
             return word  # a word the catalog itself uses ("australian") is spelt as meant
         fixes = self.__dict__.setdefault("_spell_cache", {})

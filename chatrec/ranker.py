@@ -467,10 +467,9 @@ class Ranker:
         """Release year per item (0 = unknown), relative eras resolved against the catalog's newest year."""
         return np.array([i.year or 0 for i in self.catalog], dtype=np.float32)
 
-    @cached_property
+    @property
     def _newest_year(self) -> int:
-        known = self._years[self._years > 0]
-        return int(np.percentile(known, 99, method="higher")) if len(known) else 0
+        return self.catalog.newest_year
 
     @cached_property
     def _category_codes(self) -> tuple[np.ndarray, dict[str | None, int]]:
