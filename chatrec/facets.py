@@ -36,12 +36,11 @@ CREDIT_KEYS = ("director", "directors", "star", "stars", "cast", "actor", "actor
 ROLE_KEYS: dict[str, tuple[str, ...]] = {"director": ("director", "directors"),
                                          "star": ("star", "stars", "cast", "actor", "actors"),
                                          "writer": ("writer", "writers", "author", "authors")}
-_ROLE_WORDS = {"director": "director", "directors": "director", "filmmaker": "director", "directed": "director",
-               "direct": "director", "made": "director", "make": "director", "actor": "star", "actress": "star",
-               "actors": "star", "star": "star", "stars": "star", "starred": "star", "cast": "star", "lead": "star",
-               "been": "star", "played": "star", "play": "star", "acted": "star", "act": "star",
-               "appeared": "star", "appear": "star", "writer": "writer", "screenwriter": "writer", "written": "writer", "write": "writer",
-               "wrote": "writer"}
+# The words of ``ROLE_ASK`` that say which role ("filmmaker": director; "been in": star).
+_ROLE_WORDS = {**dict.fromkeys(("director", "filmmaker", "directed", "direct", "made", "make"), "director"),
+               **dict.fromkeys(("actor", "actress", "star", "starred", "been", "played", "play", "acted", "act",
+                                "appeared", "appear"), "star"),
+               **dict.fromkeys(("writer", "screenwriter", "written", "write", "wrote"), "writer")}
 # "what else did that director make?", "anything by the same director?", "more with that actress",
 # "what else has she been in?", "films directed by him": the films of that role's people.
 ROLE_ASK = re.compile(

@@ -23,8 +23,9 @@ _UNIT = r"(?:\s*(?:pounds?|quid|gbp|dollars?|euros?|bucks))?"
 _NOT_MONEY = r"(?!\s*(?:s\b|years?|yrs?|yo\b|months?|year-olds?|cm|mm|m\b|kg|g\b|pieces?|pcs|%))"
 _BETWEEN = re.compile(rf"between\s+{_CUR}{_NUM}{_UNIT}\s*(?:and|to|-|–)\s*{_CUR}{_NUM}{_UNIT}", re.I)
 _RANGE = re.compile(rf"(?:£|\$|€){_NUM}\s*(?:-|–|to)\s*{_CUR}{_NUM}", re.I)
-_MAX = re.compile(rf"(?<!\bno\s)(?<!\bnot\s)(?<!\bnothing\s)\b(?:under|below|less than|cheaper than|max(?:imum)?|up to|no more than|at most|"
-                  rf"within|budget(?: is| of)?|not over|not above|nothing (?:over|above|more than)|tops)\s*:?\s*(?:(?:about|around|roughly|approx(?:imately)?)\s*)?"
+_MAX = re.compile(rf"(?<!\bno\s)(?<!\bnot\s)(?<!\bnothing\s)\b(?:under|below|less than|cheaper than|max(?:imum)?|"
+                  rf"up to|no more than|at most|within|budget(?: is| of)?|not over|not above|nothing (?:over|above|more than)|"
+                  rf"tops)\s*:?\s*(?:(?:about|around|roughly|approx(?:imately)?)\s*)?"
                   rf"({_CUR}){_NUM}({_UNIT}){_NOT_MONEY}", re.I)
 # not "no more than £25" nor "nothing over $30": those are ceilings (``_MAX``); "nothing under £10" is a floor
 _MIN = re.compile(rf"(?<!\bno\s)(?<!\bnot\s)(?<!\bnothing\s)\b(?:over|above|more than|at least|min(?:imum)?|from|"
