@@ -98,6 +98,7 @@ def build_services(settings: Settings, *, progress: Progress | None = None,
     if collab is not None and collab.uses_ease:
         collab.ease()  # solved once here, not on the first turn
     matcher = TitleMatcher(catalog, popularity=popularity_prior(catalog, collab))  # "Titanic": the 1997 one
+    matcher.warm()  # its word indexes built here, not on the first reply (about 0.3 s on ReDial's catalog)
     ranker = Ranker(catalog, index, LexicalIndex(catalog), collab)
     prompts = PromptBuilder(catalog)
     grounder = Grounder(catalog, matcher, index, markers=prompts.constraint_markers)
