@@ -4,7 +4,8 @@ score = dense similarity of the conversation to each item (informative user turn
         ones weigh more: "any other options?" leaves the query as it was)
       + lexical (BM25) relevance, filler words dropped
       + similarity to items the user mentioned or liked (content), and item-item collaborative
-        similarity to them (and, more weakly, to items already suggested and not rejected)
+        similarity to them (and, more weakly, to items a recorded recommender suggested and the user did not reject;
+        our own picks count only once the user takes them up)
       + catalog facets (``facets.py``, only for catalogs with genre / director / star... attributes):
         genres asked for in words ("something scary"), the genre profile of the named or liked items,
         people shared with them (sequels, a director's other films), people named in words
@@ -72,7 +73,7 @@ class RankWeights:
     age_little_ones: float = 1.0  # for a child under 3, items whose text says they are for babies or toddlers
     age_unknown_toddler: float = 2.0  # and the items of no stated age that do not say so sink
     asked: float = 2.0  # items the latest message asks about / has not seen, or follows up on ("what is it about?")
-    shown_seed: float = 0.5  # items already suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
+    shown_seed: float = 0.5  # items another recommender suggested (not rejected) are weak seeds for "collab"/"cooc"/"comention"
     recency: float = 0.5  # prior for recent items (catalogs with a year; 0 for every item without one)
     era: float = 0.5  # items from the era the user hinted at ("an old classic")
     era_asked: float = 4.0  # items from the decade named or the new ones asked for ("80s horror", "anything newer?")
@@ -407,12 +408,18 @@ class Ranker:
 
     def _seeds(self, state: DialogueState, shown_weight: float = 0.0) -> list[tuple[int, float]]:
         """(position, weight) of items the user named without disliking or liked, and (at
-        ``shown_weight``) items already suggested that the user did not reject."""
+        ``shown_weight``) items another recommender suggested that the user did not reject.
+
+        Our own picks are no seeds until the user takes them up (names, likes or rates them): they
+        are what this ranking already thought, not news of the user's taste, and seeding with them
+        let a first list made on little ("something to watch tonight": Star Wars, Jumanji) pull the
+        next one off the wish that followed ("we like romantic comedies": The Empire Strikes Back).
+        A recorded human recommender's suggestions (replayed ReDial dialogues) do carry news."""
         seeds: dict[int, float] = {}
         pos = self.catalog.position
         if shown_weight:
             for item_id in state.shown:
-                if item_id in pos and item_id not in state.rejected:
+                if item_id in pos and item_id not in state.rejected and item_id not in state.own_picks:
                     seeds[pos[item_id]] = shown_weight
         for item_id, sentiment in state.mentioned.items():
             if sentiment >= 0 and item_id in pos:

@@ -151,7 +151,7 @@ class Recommender:
         else:
             display = render_reply(raw, grounding, self.s.prompts.constraint_markers)
         state.messages.append(Message("assistant", raw))
-        state.suggested([r.item.id for r in recs])
+        state.suggested([r.item.id for r in recs], own=True)
         latency = (time.perf_counter() - started) * 1000
         result = TurnResult(state.n_turns, raw, display, recs, [m.text for m in grounding.ungrounded],
                             latency, None, status, error, candidates)

@@ -69,6 +69,7 @@ class DialogueState:
     rejected: list[str] = field(default_factory=list)  # item ids given thumbs-down or refused in text
     last_shown: list[str] = field(default_factory=list)  # item ids the latest assistant message suggested
     times_shown: dict[str, int] = field(default_factory=dict)  # item id -> assistant turns that suggested it
+    own_picks: set[str] = field(default_factory=set)  # shown items that this recommender picked itself
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
     last_named: list[str] = field(default_factory=list)  # items the latest user message naming any named (not refused)
     wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
@@ -87,9 +88,12 @@ class DialogueState:
     def to_messages(self) -> list[dict[str, str]]:
         return [m.to_dict() for m in self.messages]
 
-    def suggested(self, item_ids: list[str]) -> None:
-        """An assistant turn suggested ``item_ids``: they are the latest suggestions, and shown once more."""
+    def suggested(self, item_ids: list[str], own: bool = False) -> None:
+        """An assistant turn suggested ``item_ids``: they are the latest suggestions, and shown once more.
+        ``own``: this recommender's picks, rather than a recorded assistant's (a replayed dialogue)."""
         self.last_shown = list(item_ids)
+        if own:
+            self.own_picks.update(item_ids)
         for item_id in dict.fromkeys(item_ids):
             if item_id not in self.shown:
                 self.shown.append(item_id)

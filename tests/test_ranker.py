@@ -676,3 +676,23 @@ def test_a_pictograph_is_understood_as_the_thing_it_names(tmp_path):
     ranker, tracker = _pipeline(tmp_path, rows, weights=RankWeights(popularity=0.0))
     assert _ids(ranker, tracker, "🦖 for my son", k=1) == ["rex"]
     assert _ids(ranker, tracker, "a 🚂 under £10", k=1) == ["loco"]
+
+
+def test_our_own_picks_are_no_seeds_until_the_user_takes_them_up(tmp_path):
+    """A recorded recommender's suggestion is news of what suits the user (its co-rated films are lifted);
+    our own pick is what this ranking already thought: it lifts nothing until the user names, likes or
+    rates it. It had let a first list made on little pull the next one off the wish that followed."""
+    pairs = [(f"u{n}", "e", 5.0) for n in range(5)] + [(f"u{n}", "c", 5.0) for n in range(5)] + [("x", "f", 5.0)]
+    w = RankWeights(dense=0.0, lexical=0.0, mentioned=0.0, collab=1.0, popularity=0.0)
+    ranker, tracker = _pipeline(tmp_path, FILMS, pairs, w)
+    c = ranker.catalog.position["c"]
+    recorded = DialogueState()
+    tracker.observe(recorded, Message("assistant", "Have you seen Epsilon Space (2010)?"))  # a replayed human's
+    tracker.observe(recorded, Message("user", "something else"))
+    mine = DialogueState()
+    mine.suggested(["e"], own=True)
+    tracker.observe(mine, Message("user", "something else"))
+    assert ranker.score(recorded, w)[1]["collab"][c] > 0
+    assert "collab" not in ranker.score(mine, w)[1]
+    mine.like("e")  # taken up: now it speaks for the user
+    assert ranker.score(mine, w)[1]["collab"][c] > 0
