@@ -19,7 +19,7 @@ from jinja2 import meta
 from .backends.base import Messages, SpanConstraint
 from .catalog import Catalog, Item
 from .errors import ConfigError, InputError
-from .lexical import content_words, has_word, spell_emoji
+from .lexical import content_words, has_word
 from .matching import normalize
 from .settings import PROJECT_ROOT
 from .state import DialogueState
@@ -177,14 +177,14 @@ def knows_nothing(state: DialogueState) -> bool:
     """Nothing said yet that the ranking could follow ("hello", "what can you do?"): no words to search
     for, no item named or rated, no budget, age, category or exclusion."""
     return (not (state.mentioned or state.liked or state.rejected) and state.prefs.is_empty()
-            and not any(content_words(spell_emoji(text)) for text in state.user_texts()))
+            and not any(content_words(text) for text in state.said()))
 
 
 def missing_must_haves(state: DialogueState, items: Sequence[Item]) -> list[str]:
     """The must-haves the latest message asked for ("obsessed with fire engines") that none of
     ``items`` mentions, singular or plural: the reply says so rather than pass the closest items off
     as matches."""
-    said = normalize(state.user_texts()[-1]) if state.user_texts() else ""
+    said = normalize(state.said()[-1]) if state.user_texts() else ""
     texts = [normalize(item.search_text()) for item in items]
     forms = {term: {normalize(term), singular(normalize(term))} for term in state.prefs.must_have}
     return [term for term, variants in forms.items() if any(has_word(said, f) for f in variants)

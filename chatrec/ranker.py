@@ -34,7 +34,7 @@ from .catalog import Catalog, Item
 from .collab import CollaborativeModel, TargetPrior
 from .facets import ROLE_ASK, Facets, asked_role
 from .index import EmbeddingIndex
-from .lexical import LexicalIndex, TermIndex, content_words, spell_emoji
+from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
 from .state import DialogueState
 from .tracker import _category_words, category_family, singular, without_age, without_budget
@@ -266,7 +266,7 @@ class Ranker:
             named = self.facets.named_credit_scores(self._people(state, w.turn_decay))
             if named.any():
                 out["named_credits"] = w.named_credits * named
-        if w.role_credits and self.facets.has_credits and (said := said_by_user(state)):
+        if w.role_credits and self.facets.has_credits and (said := state.said()):
             if (role := asked_role(said[-1])) is not None and (refs := self._role_references(state)):
                 out["role_credits"] = w.role_credits * self.facets.role_scores(refs, role[0])
         texts = informative_texts(state)
@@ -288,7 +288,7 @@ class Ranker:
     def _wishes(self, state: DialogueState, key: str = "") -> list[str]:
         """The user's turns since ``key`` was dropped that say something (turns that only react, "I
         hated the first one", "anything else?", do not age the wishes before them), oldest first."""
-        texts = said_by_user(state)[state.dropped.get(key, 0):] if key else said_by_user(state)
+        texts = state.said()[state.dropped.get(key, 0):] if key else state.said()
         return [t for t in texts if content_words(t) or wanted_era([t], self._newest_year)]
 
     def _era(self, state: DialogueState, decay: float) -> tuple[tuple[int, int], float, str] | None:
@@ -434,7 +434,7 @@ class Ranker:
         prefs = state.prefs
         if prefs.category and w.category:
             codes, code_of = self._category_codes
-            family = category_family(self._category_words, prefs.category, said_by_user(state))
+            family = category_family(self._category_words, prefs.category, state.said())
             # a 👍 on an item of another category widens the wish: "a puzzle" read as 3-D Puzzles, then a
             # jigsaw liked: jigsaws are what they meant too
             family |= {item.category for i in state.liked if (item := self.catalog.get(i)) and item.category}
@@ -522,13 +522,12 @@ class Ranker:
                 pen[pos] = -np.inf  # (1993)", and "Titanic (2012)" is no suggestion for "I loved Titanic"
                 pen[[p for p in (*namesakes.get(pos, ()), *listings.get(pos, ())) if p not in keep]] = -np.inf
         repeats: dict[int, int] = {}  # position -> suggestions of it before the latest one
-        for item_id in (set(state.shown) | set(state.liked)) - asked:
+        # "over £30 is too much": the best items that fit, shown ones included
+        for item_id in (set(state.shown) | set(state.liked)) - asked if not narrowing(state) else ():
             pos = position.get(item_id)
             if pos is not None:
                 for p in self.catalog.same_thing(pos):
                     repeats[p] = max(repeats.get(p, 0), state.times_shown.get(item_id, 1) - 1)
-        if narrowing(state):  # "over £30 is too much": the best items that fit, shown ones included
-            repeats = {}
         demotion = w.shown_penalty + (w.shown_more if state.wants_more else 0.0)
         for pos, times in repeats.items():
             if pos not in keep and math.isfinite(pen[pos]):
@@ -581,16 +580,11 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
     return chosen
 
 
-def said_by_user(state: DialogueState) -> list[str]:
-    """The user's turns as the ranking reads them: a pictograph that names a thing in words ("🦖" -> "t-rex")."""
-    return [spell_emoji(t) for t in state.user_texts()]
-
-
 def informative_texts(state: DialogueState) -> list[str]:
     """The user's turns that say something searchable (excluded terms, budgets, ages, refused eras and
     spans of years removed: "nothing too old" must not search for "old", nor "from the last 10
     years" for "years"), oldest first."""
-    texts = [_searchable(t, state.prefs.exclude) for t in said_by_user(state)]
+    texts = [_searchable(t, state.prefs.exclude) for t in state.said()]
     return [t for t in texts if content_words(t)]
 
 
@@ -606,7 +600,7 @@ def narrowing(state: DialogueState) -> bool:
     """The latest user message only tightens or loosens a filter ("over £30 is too much", "she's 6",
     "no Lego"): it names nothing, asks for nothing new and has nothing to search for. The list is then
     the best items that fit, those already shown among them: they were not refused, only filtered."""
-    texts = said_by_user(state)
+    texts = state.said()
     return (state.narrowed and bool(texts) and not state.wants_more and not state.asked
             and not content_words(_searchable(texts[-1], state.prefs.exclude)))
 

@@ -10,6 +10,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .lexical import spell_emoji
+
 Role = Literal["user", "assistant"]
 
 
@@ -84,6 +86,11 @@ class DialogueState:
 
     def user_texts(self) -> list[str]:
         return [m.content for m in self.messages if m.role == "user"]
+
+    def said(self) -> list[str]:
+        """The user's turns as the pipeline reads them: a pictograph that names a thing in words
+        ("🦖" -> "t-rex"), as ``tracker`` reads each message."""
+        return [spell_emoji(t) for t in self.user_texts()]
 
     def to_messages(self) -> list[dict[str, str]]:
         return [m.to_dict() for m in self.messages]
