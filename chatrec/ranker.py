@@ -516,7 +516,8 @@ class Ranker:
         asked = set(state.asked) - set(state.rejected)
         position, listings, namesakes = self.catalog.position, self.catalog.listings, self.catalog.namesakes
         keep = {position[i] for i in asked if i in position}
-        for item_id in list(state.rejected) + [i for i in state.mentioned if i not in asked]:
+        had = [i for i in state.mentioned if i not in asked and i not in state.unseen]  # "I haven't seen X": no
+        for item_id in list(state.rejected) + had:
             pos = position.get(item_id)
             if pos is not None:  # and whatever has its name: naming "Jurassic Park" names "Jurassic Park
                 pen[pos] = -np.inf  # (1993)", and "Titanic (2012)" is no suggestion for "I loved Titanic"

@@ -73,6 +73,7 @@ class DialogueState:
     times_shown: dict[str, int] = field(default_factory=dict)  # item id -> assistant turns that suggested it
     own_picks: set[str] = field(default_factory=set)  # shown items that this recommender picked itself
     asked: list[str] = field(default_factory=list)  # items the latest user message asks about or has not seen
+    unseen: dict[str, None] = field(default_factory=dict)  # items named as not seen yet or wanted ("on my list"), in order
     last_named: list[str] = field(default_factory=list)  # items the latest user message naming any named (not refused)
     wants_more: bool = False  # the latest user message asks for others than those shown ("anything else?")
     wants_pick: bool = False  # the latest user message asks which one of the suggestions to take ("which is best?")

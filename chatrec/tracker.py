@@ -128,6 +128,11 @@ _NOT_SEEN = re.compile(r"\b(?:haven\S*|hasn\S*|have not|has not|never|not yet|di
 _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(?:ning)? to|going to|gonna|"
                     r"have to|need to|might)\s+(?:\w+\s+)?(?:see|watch|check)\b|\bon my\s+(?:\w+\s+)?list\b|"
                     r"\bheard\s+(?:\S+\s+){0,3}(?:good|great|funny|scary)\b", re.I)
+# ... right before the name: "I have not yet seen X", "also never seen X", "I want to see X", "I heard X was good"
+# (not "who hasn't seen X", which says everyone has)
+_UNSEEN_BEFORE = re.compile(rf"(?<!who )(?<!who's )(?:{_NOT_SEEN.pattern}|{_WANTS.pattern}|\bheard(?: that| about)?)"
+                            r"(?:\s+(?:yet|either|the|a|an|original|first|new|old|movie|film))*$", re.I)
+_UNSEEN_AFTER = re.compile(r"\s*(?:\(\d{4}\)\s*)?(?:is|are|'s)\s+(?:on|in)\s+my\s+(?:\w+\s+)?(?:list|queue)\b", re.I)
 _AGAIN = re.compile(r"\b(?:again|once more|re-?watch(?:ing)?)\b", re.I)
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
@@ -259,12 +264,18 @@ class Tracker:
         state.wants_more = bool(_MORE.search(text))
         state.wants_pick = bool(_PICK.search(text))
         state.narrowed = _filters(state) != filters
+        spans = [(m.start, m.end) for m in matches]
         for match in matches:
             sentiment = mention_sentiment(text, match.start, match.end)
+            if sentiment >= 0 and mention_unseen(text, match.start, match.end, spans):
+                sentiment = 0  # "I have not seen X, I did love Y": X is no film they liked
+                state.unseen.setdefault(match.item_id)  # nor one they have: it stays a candidate
+            else:
+                state.unseen.pop(match.item_id, None)  # "I saw X last week"
             state.mentioned[match.item_id] = sentiment
             if sentiment < 0:
                 state.reject(match.item_id)
-            elif (mention_interest(text, match.start, match.end, [(m.start, m.end) for m in matches])
+            elif (mention_interest(text, match.start, match.end, spans)
                   and match.item_id not in state.asked):
                 state.asked.append(match.item_id)
         if named := [m.item_id for m in matches if state.mentioned.get(m.item_id, 0) >= 0]:
@@ -333,6 +344,7 @@ class Tracker:
                 state.mentioned[item_id] = -1
             else:
                 state.mentioned[item_id] = max(sentiment, state.mentioned.get(item_id, 0))
+            state.unseen.pop(item_id, None)
         return bool(item_ids)
 
     def _update_budget(self, state: DialogueState, text: str) -> None:
@@ -504,16 +516,32 @@ def _nth(shown: list[str], ordinal: str) -> list[str]:
 
 def mention_sentiment(text: str, start: int, end: int) -> int:
     """+1, -1 or 0 for how the clause around text[start:end] speaks of the item."""
-    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
-    lo = max(b for b in bounds if b <= start)
-    hi = min((b for b in bounds if b >= end), default=len(text))
-    clause = text[lo:start] + " " + text[end:hi]
+    clause = _clause(text, start, end)
     opening = len(text[:start].rstrip(_OPENERS))  # 'no "Get Out"' is "no Get Out"
     if _NEGATED_MENTION.search(text, 0, opening) or _NEG_SENTIMENT.search(clause):
         return -1
     if _POS_SENTIMENT.search(clause):
         return 1
     return 0
+
+
+def mention_unseen(text: str, start: int, end: int, mentions: Sequence[tuple[int, int]] = ()) -> bool:
+    """Whether the words next to text[start:end] say the user has not seen the item yet or wants to
+    ("I haven't seen X", "I'd like to see X", "X is on my list"), unlike "have you seen X?" or "I need
+    to see it, I also liked X". ``mentions``: as for ``mention_interest`` ("never seen X or Y")."""
+    start = _list_start(text, 0, start, mentions)
+    before = text[max(0, start - 60):start].rstrip(_OPENERS).rstrip()
+    after = text[end:end + 40]
+    return bool((_UNSEEN_BEFORE.search(before) or _UNSEEN_AFTER.match(after))
+                and not _AGAIN.match(text[end:end + 12].lstrip(" " + _CLOSERS)))
+
+
+def _clause(text: str, start: int, end: int) -> str:
+    """The words of the clause around text[start:end], without the mention itself."""
+    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
+    lo = max(b for b in bounds if b <= start)
+    hi = min((b for b in bounds if b >= end), default=len(text))
+    return text[lo:start] + " " + text[end:hi]
 
 
 def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[int, int]] = ()) -> bool:
@@ -526,12 +554,17 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
     lo = max(b for b in bounds if b <= start)
     hi = min((b for b in bounds if b >= end), default=len(text))
     clause = text[lo:start] + " " + text[end:hi]
-    if _NOT_SEEN.search(clause):
+    if any(lo <= a < hi and (a, b) != (start, end) for a, b in mentions):
+        # others named in the clause: only the words next to this one say it is unseen or wanted
+        # ("I have not seen X I did love Y" says nothing of Y)
+        if mention_unseen(text, start, end, mentions):
+            return True
+    elif _NOT_SEEN.search(clause):
+        return True
+    elif _WANTS.search(clause) and not _AGAIN.search(clause):  # not "I want to watch Up again"
         return True
     if _AGAIN.search(clause):  # "I want to watch Up again, something like it?": seen, a reference
         return False
-    if _WANTS.search(clause):
-        return True
     if not text[lo:hi].rstrip().endswith("?"):
         return False
     before = text[lo:_list_start(text, lo, start, mentions)].rstrip(_OPENERS).rstrip()  # 'I loved "Get Out"'

@@ -146,6 +146,16 @@ def test_named_items_are_not_recommended_back_and_pull_their_neighbours(tmp_path
     assert "a" not in ids and ids[0] == "b"
 
 
+def test_a_film_the_user_has_not_seen_stays_a_suggestion_in_later_turns(tmp_path):
+    """ "I haven't seen Beta Ghost" is no film they have: unlike one they loved, it may be suggested
+    in the turns after (it was filtered out once the message that said so was past)."""
+    ranker, tracker = _pipeline(tmp_path, FILMS, weights=RankWeights(popularity=0.0))
+    ids = _ids(ranker, tracker, "I loved Alpha Ghost but I haven't seen Beta Ghost", "any other ghost movies?")
+    assert "a" not in ids and ids[0] == "b"
+    ids = _ids(ranker, tracker, "I loved Alpha Ghost and Beta Ghost", "any other ghost movies?")
+    assert "a" not in ids and "b" not in ids
+
+
 def test_collaborative_signal_follows_interactions(tmp_path):
     # users who liked Epsilon Space also liked Gamma Laughs: CF must lift it above content neighbours
     pairs = [(f"u{n}", "e", 5.0) for n in range(5)] + [(f"u{n}", "c", 5.0) for n in range(5)] + [("x", "f", 5.0)]

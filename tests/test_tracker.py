@@ -218,10 +218,40 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     ("I loved Get Out, what about The Shining?", ["m6"]),
     ("I want to watch Get Out", ["m5"]),
     ("I want to watch Get Out again, something like it?", []),  # seen: a reference, not a question
+    # with others named in the clause, only the words next to a film say it is unseen
+    ("I have not seen The Shining (1980) I did love Get Out (2017)", ["m6"]),
+    ("I like Get Out and It Follows I want to see The Shining", ["m6"]),
+    ("I heard The Shining and It Follows were good", ["m6", "m2"]),
 ])
 def test_items_the_user_asks_about_or_has_not_seen(tmp_path, text, asked):
     state = _observe(_tracker(tmp_path, MOVIES), text)
     assert state.asked == asked
+
+
+@pytest.mark.parametrize("text, unseen, liked", [
+    ("I have not seen The Shining (1980) I did love Get Out (2017)", ["m6"], {"m5"}),  # no punctuation between
+    ("I haven't seen It Follows or The Babadook", ["m2", "m1"], set()),
+    ("The Shining is on my list", ["m6"], set()),
+    ("I'd like to see the original Star Wars", ["m4"], set()),
+    ("I need to see it, I heard it was great I also liked Get Out", [], {"m5"}),  # the wish is about "it"
+    ("Who hasn't seen The Shining, a great one", [], {"m6"}),  # everyone has
+    ("have you seen Get Out?", [], set()),  # a question: the answer may be yes
+    ("I want to watch Up again", [], set()),
+])
+def test_films_the_user_has_not_seen_are_remembered_as_not_had(tmp_path, text, unseen, liked):
+    """Unlike ``asked`` (the latest message only), the films the user says they have not seen stay
+    candidates in later turns, and are no films they liked."""
+    state = _observe(_tracker(tmp_path, MOVIES), text, "any suggestions?")
+    assert list(state.unseen) == unseen
+    assert set(state.summary()["liked"]) == liked
+
+
+def test_a_film_named_as_seen_later_is_had_again(tmp_path):
+    tracker = _tracker(tmp_path, MOVIES)
+    state = _observe(tracker, "I haven't seen The Shining yet")
+    assert list(state.unseen) == ["m6"]
+    tracker.observe(state, Message("user", "ok I watched The Shining last night, loved it"))
+    assert list(state.unseen) == [] and state.mentioned["m6"] == 1
 
 
 @pytest.mark.parametrize("follow_up, asked", [
