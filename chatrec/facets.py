@@ -134,6 +134,7 @@ class Facets:
         films = np.asarray(credits.sum(axis=0)).ravel()
         idf = 1.0 / np.log1p(np.maximum(films, 1.0))
         self._credits_idf = credits.multiply(idf[None, :]).tocsr().astype(np.float32)
+        self._surnames = _surnames(people, films, catalog)
         self._credits_csc = credits.tocsc()
         self._roles: dict[str, sparse.csr_matrix] = {}  # role -> (items, people) credited in that role
         for role, keys in ROLE_KEYS.items():
@@ -259,16 +260,27 @@ class Facets:
         for age, text in enumerate(reversed(texts)):
             words = _words(text)
             padded = " " + " ".join(words) + " "
+            full: set[str] = set()  # surnames said as part of a full name: "Scott Eastwood" is not Clint
             for first in set(words):
                 for name, col in self._names_by_first.get(first, ()):
+                    if f" {name} " in padded:
+                        full.add(name.split()[-1])
                     if col in found or col in refused or f" {name} " not in padded:
                         continue
-                    at = re.search(r"\b" + r"\W+".join(map(re.escape, name.split())) + r"\b", text, re.I)
-                    if at and _NEG_BEFORE.search(text[max(0, at.start() - 40):at.start()]):
-                        refused.add(col)
-                    else:
-                        found[col] = decay ** age
+                    self._credit_said(text, name, col, decay ** age, found, refused)
+            for word in set(words) - full:  # "I like Tarantino films"
+                col = self._surnames.get(word)
+                if col is not None and col not in found and col not in refused:
+                    self._credit_said(text, word, col, decay ** age, found, refused)
         return found
+
+    @staticmethod
+    def _credit_said(text: str, name: str, col: int, weight: float, found: dict[int, float], refused: set[int]) -> None:
+        at = re.search(r"\b" + r"\W+".join(map(re.escape, name.split())) + r"\b", text, re.I)
+        if at and _NEG_BEFORE.search(text[max(0, at.start() - 40):at.start()]):
+            refused.add(col)
+        else:
+            found[col] = weight
 
     def person_name(self, col: int) -> str:
         """A credited person's name, lower-cased ("jim carrey")."""
@@ -322,3 +334,33 @@ def _values(raw) -> list[str]:
         return [str(v) for v in raw if isinstance(v, (str, int)) and str(v).strip()]
     return []
 
+
+_PARTICLES = {"de", "del", "della", "di", "da", "van", "von", "le", "la", "du", "mc", "mac"}
+
+
+def _surnames(people: Mapping[str, int], films: np.ndarray, catalog: Catalog) -> dict[str, int]:
+    """Surnames that say who is meant on their own ("Tarantino", "Spielberg"): the person credited
+    on the most films (at least 5, twice as many as anyone else of that surname), when titles and
+    descriptions use the word otherwise (not in that person's full name) for under a tenth as many
+    items as the person has films ("Stone", "King" and "Cruise" are words of the catalog)."""
+    by_surname: dict[str, list[tuple[float, int, str]]] = {}
+    for name, col in people.items():
+        words = _words(name)
+        if len(words) >= 2 and len(words[-1]) >= 4 and words[-1].isalpha():
+            by_surname.setdefault(words[-1], []).append((float(films[col]), col, " ".join(words)))
+            if len(words) >= 3 and words[-2] in _PARTICLES:  # "Robert De Niro": "deniro" too
+                by_surname.setdefault(words[-2] + words[-1], []).append((float(films[col]), col, " ".join(words)))
+    candidates: dict[str, tuple[int, str, float]] = {}
+    for surname, credited in by_surname.items():
+        credited.sort(reverse=True)
+        most, col, name = credited[0]
+        if most >= 5 and (len(credited) == 1 or most >= 2 * credited[1][0]):
+            candidates[surname] = (col, name, most)
+    uses = dict.fromkeys(candidates, 0)
+    for item in catalog:
+        words = _words(f"{item.title} {item.description}")
+        padded = " " + " ".join(words) + " "
+        for w in set(words) & uses.keys():
+            if padded.count(f" {w} ") > padded.count(f" {candidates[w][1]} "):
+                uses[w] += 1
+    return {w: col for w, (col, _, most) in candidates.items() if uses[w] * 10 <= most}

@@ -119,6 +119,26 @@ def test_person_named_in_words(tmp_path):
     assert ranker.facets.named_people(["Tom Hankson is great"]) == {}  # whole names only
 
 
+def test_a_surname_alone_names_the_person_it_can_only_mean(tmp_path):
+    """"I like Tarantino films" named nobody: only full names counted. A surname counts alone when
+    one person has most of its credits (5+, twice anyone else's) and the catalog's own text does not
+    use it as a word ("Stone")."""
+    def film(n, person, role="director", description="a story"):
+        return {"id": f"{person}{n}", "title": f"Film {''.join(w[0] for w in person.split())}{n} (2001)", "description": description,
+                "attributes": {"genre": ["drama"], role: [person]}}
+    rows = [film(n, p, role) for n in range(5) for p, role in (("Quentin Tarantino", "director"),
+            ("Clint Eastwood", "star"), ("Emma Stone", "star"), ("Robert De Niro", "star"))]
+    rows += [film(9, "Scott Eastwood", "star"), film(8, "Ann Vale", description="a stone in the road")]
+    facets = Facets(load_catalog(write_jsonl(tmp_path / "c.jsonl", rows)))
+    col = facets.person_column
+    assert facets.named_people(["i like tarantino films"]) == {col("quentin tarantino"): 1.0}
+    assert facets.named_people(["anything with Eastwood?"]) == {col("clint eastwood"): 1.0}
+    assert facets.named_people(["a film with Scott Eastwood"]) == {col("scott eastwood"): 1.0}  # not Clint
+    assert facets.named_people(["anything with deniro", "or de niro"]) == {col("robert de niro"): 1.0}
+    assert facets.named_people(["a movie about a stone"]) == {}  # a word of the catalog's text
+    assert facets.named_people(["not a fan of Tarantino"]) == {}
+
+
 def test_a_person_refused_is_no_wish_and_their_films_are_filtered(tmp_path):
     """"Not a fan of Will Ferrell" once lifted every Will Ferrell film: the name counted as a wish and
     "will" (a plain word) made the tracker drop the refusal."""
