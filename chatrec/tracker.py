@@ -135,8 +135,8 @@ _UNSEEN_BEFORE = re.compile(rf"(?<!who )(?<!who's )(?:{_NOT_SEEN.pattern}|{_WANT
 _UNSEEN_AFTER = re.compile(r"\s*(?:\(\d{4}\)\s*)?(?:is|are|'s)\s+(?:on|in)\s+my\s+(?:\w+\s+)?(?:list|queue)\b", re.I)
 _AGAIN = re.compile(r"\b(?:again|once more|re-?watch(?:ing)?)\b", re.I)
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
-_REFERENCE = re.compile(r"\b(?:like|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
-                        r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed)?|"
+_REFERENCE = re.compile(r"\b(?:like[sd]?|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
+                        r"style of|vein of|fan of|favou?rites? (?:is|are|was)|love[sd]?|enjoy(?:ed|s)?|adore[sd]?|"
                         r"(?:already )?(?:seen|watched|saw))\s*$", re.I)  # "seen X already, something else?"
 # Asks for other suggestions than those already shown.
 _MORE = re.compile(r"\b(?:any(?:thing|one)? else|something else|what else|any ?others?|anymore|any more\b(?! than)|"

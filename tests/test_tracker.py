@@ -206,6 +206,7 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     ("The Shining is on my list", ["m6"]),
     ("any horror movies like The Babadook (2014)?", []),  # a reference ("like X"): they have seen it
     ("I loved Get Out", []),
+    ("I liked Get Out, anything else like it?", []),  # "liked" refers like "loved": seen, not asked about
     ("I haven't seen The Shining, and it sounds boring", []),  # a refusal wins
     # the last film of a list is read like the first: liked or referred to, not asked about
     ("Hi! I loved Get Out and The Babadook, anything similar?", []),
