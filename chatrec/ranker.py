@@ -288,8 +288,16 @@ class Ranker:
     def _wishes(self, state: DialogueState, key: str = "") -> list[str]:
         """The user's turns since ``key`` was dropped that say something (turns that only react, "I
         hated the first one", "anything else?", do not age the wishes before them), oldest first."""
-        texts = state.said()[state.dropped.get(key, 0):] if key else state.said()
+        said = state.said(titles=False, keep=self._title_says_true)
+        texts = said[state.dropped.get(key, 0):] if key else said
         return [t for t in texts if content_words(t) or wanted_era([t], self._newest_year)]
+
+    def _title_says_true(self, item_id: str, title: str) -> bool:
+        """Whether a title the user typed may stand in their wishes: the genre words in it are the
+        film's genres ("The Amityville Horror"), unlike "Scary Movie" (a comedy) or "The Family Man"."""
+        pos = self.catalog.position.get(item_id)
+        said = np.flatnonzero(self.facets.wanted_genres([title]) > 0) if self.facets.has_genres else ()
+        return pos is not None and all(self.facets.genres[pos, g] for g in said)
 
     def _era(self, state: DialogueState, decay: float) -> tuple[tuple[int, int], float, str] | None:
         return wanted_era(self._wishes(state, "era"), self._newest_year, decay)
@@ -582,10 +590,10 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
 
 
 def informative_texts(state: DialogueState) -> list[str]:
-    """The user's turns that say something searchable (excluded terms, budgets, ages, refused eras and
-    spans of years removed: "nothing too old" must not search for "old", nor "from the last 10
-    years" for "years"), oldest first."""
-    texts = [_searchable(t, state.prefs.exclude) for t in state.said()]
+    """The user's turns that say something searchable (the items they name, excluded terms, budgets,
+    ages, refused eras and spans of years removed: "nothing too old" must not search for "old", nor
+    "from the last 10 years" for "years"), oldest first."""
+    texts = [_searchable(t, state.prefs.exclude) for t in state.said(titles=False)]
     return [t for t in texts if content_words(t)]
 
 

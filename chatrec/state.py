@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 from .lexical import spell_emoji
 
@@ -80,6 +80,7 @@ class DialogueState:
     narrowed: bool = False  # the latest user message changed a filter: budget, age or exclusions ("under £20")
     dropped: dict[str, int] = field(default_factory=dict)  # wish unticked ("era", "genre:comedy") -> user turns then
     turn_ids: list[int | None] = field(default_factory=list)  # store id of each assistant message
+    title_spans: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)  # user turn -> names in it
 
     @property
     def n_turns(self) -> int:
@@ -88,10 +89,23 @@ class DialogueState:
     def user_texts(self) -> list[str]:
         return [m.content for m in self.messages if m.role == "user"]
 
-    def said(self) -> list[str]:
+    def said(self, titles: bool = True, keep: Callable[[str, str], bool] | None = None) -> list[str]:
         """The user's turns as the pipeline reads them: a pictograph that names a thing in words
-        ("🦖" -> "t-rex"), as ``tracker`` reads each message."""
-        return [spell_emoji(t) for t in self.user_texts()]
+        ("🦖" -> "t-rex"), as ``tracker`` reads each message. ``titles=False``: the items' names the
+        tracker found blanked out, for what the user asks for in words: "I loved Scary Movie" asks
+        for no horror, and "not Pulp Fiction" searches for no fiction; but those for which
+        ``keep(item_id, name)`` is true."""
+        texts = [spell_emoji(t) for t in self.user_texts()]
+        if titles:
+            return texts
+        for turn, spans in self.title_spans.items():
+            if turn < len(texts):
+                text = texts[turn]
+                for start, end, item_id in spans:
+                    if keep is None or not keep(item_id, text[start:end]):
+                        text = text[:start] + " " * (end - start) + text[end:]
+                texts[turn] = text
+        return texts
 
     def to_messages(self) -> list[dict[str, str]]:
         return [m.to_dict() for m in self.messages]

@@ -253,6 +253,7 @@ class Tracker:
             matches = [m for m in matches if not any(m.start < n.end and n.start < m.end for n in newest)] + newest
             matches.sort(key=lambda m: m.start)
         self._update_terms(state, text, titles=[(m.start, m.end) for m in matches])
+        state.title_spans[state.n_turns - 1] = [(m.start, m.end, m.item_id) for m in matches]
         # "no Hornby" is no wish for Hornby, nor "he already has lots of puzzles" for puzzles
         unwanted = [m.span() for rx in (_NEGATION, _SOUNDS) for m in rx.finditer(text)]
         unwanted += [m.span() for m in self._owned_kinds(text)]

@@ -103,6 +103,23 @@ def test_an_everyday_word_for_a_genre_refused_filters_that_genre(tmp_path):
     assert ranker.facets.of_genre_word("dinosaurs").size == 0  # no genre: only the word filters
 
 
+def test_a_genre_word_in_a_title_is_a_wish_only_when_the_film_is_of_that_genre(tmp_path):
+    """"I loved Scary Movie" (a comedy) asked for horror, and its list led with horror films."""
+    rows = FILMS + [{"id": "s1", "title": "Scary Hats (2000)", "description": "a story",
+                     "attributes": {"genre": ["comedy"], "director": ["Jo Ash"], "year": 2000}},
+                    {"id": "s2", "title": "The Horror Hats (2001)", "description": "a story",
+                     "attributes": {"genre": ["horror"], "director": ["Jo Ash"], "year": 2001}}]
+    ranker, tracker = _pipeline(tmp_path, rows)
+
+    def wanted(*texts):
+        state, _ = _ranked(ranker, tracker, *texts)
+        return {g for g, v in zip(ranker.facets.genre_names, ranker.wanted_genres(state)) if v > 0}
+
+    assert wanted("I loved Scary Hats") == set()
+    assert wanted("I loved The Horror Hats") == {"horror"}  # the title says what the film is
+    assert wanted("I loved Scary Hats, something scary now?") == {"horror"}  # the user's own word
+
+
 def test_named_film_pulls_its_director_and_stars_and_genres(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS)
     state, (total, signals) = _ranked(ranker, tracker, "I loved Night Shift (2016)")

@@ -32,7 +32,9 @@ def _turn(conv: str, text: str, target: str) -> dict:
 
 # Recommenders answered Alpha Quest with Blue Harbour four times; Desert Run with Evening Tea once,
 # and the conversation went on (the recommender came back to it in the next turn).
-TRAIN = [_turn(str(c), "I loved Alpha Quest", "B") for c in range(1, 5)] + [_turn("5", "I loved Desert Run", "E")]
+# (Named films are no search words: the words around them make the requests' query vectors.)
+TRAIN = [_turn(str(c), "I loved Alpha Quest, more of an adventure", "B") for c in range(1, 5)]
+TRAIN.append(_turn("5", "I loved Desert Run, something fast", "E"))
 TRAIN.append({"id": "5-2", "context": TRAIN[-1]["context"] + [
     {"role": "assistant", "content": "You might like Evening Tea (2010)"},
     {"role": "user", "content": "What is it about?"}], "targets": ["E"]})

@@ -12,7 +12,7 @@ from chatrec.collab import CollaborativeModel, TargetPrior
 from chatrec.index import EmbeddingIndex
 from chatrec.lexical import LexicalIndex
 from chatrec.matching import TitleMatcher
-from chatrec.ranker import Ranker, RankWeights, recency_prior
+from chatrec.ranker import Ranker, RankWeights, informative_texts, recency_prior
 from chatrec.state import DialogueState, Message
 from chatrec.tracker import Tracker
 from conftest import SMALL_CATALOG, HashEmbedder, write_jsonl
@@ -154,6 +154,17 @@ def test_a_film_the_user_has_not_seen_stays_a_suggestion_in_later_turns(tmp_path
     assert "a" not in ids and ids[0] == "b"
     ids = _ids(ranker, tracker, "I loved Alpha Ghost and Beta Ghost", "any other ghost movies?")
     assert "a" not in ids and "b" not in ids
+
+
+def test_the_films_named_are_no_search_words(tmp_path):
+    """A named film counts through its content and collaborative neighbours; its title's words are
+    no search words: "not Beta Ghost" searched for "Ghost", and "I loved Alpha Ghost" for a ghost."""
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    state = DialogueState()
+    for text in ("something silly", "not Beta Ghost, I have seen it", "I loved Alpha Ghost"):
+        tracker.observe(state, Message("user", text))
+    assert informative_texts(state) == ["something silly"]
+    assert state.said()[1] == "not Beta Ghost, I have seen it"  # the messages themselves are kept
 
 
 def test_collaborative_signal_follows_interactions(tmp_path):
