@@ -87,7 +87,14 @@ _NEG_BEFORE = re.compile(r"(?:\b(?:no|not|without|hate|hates|don'?t|do not|doesn
 # Asking for a genre rather than stating a taste: "any good documentaries?", "looking for a scary one".
 _ASK_BEFORE = re.compile(r"(?:\bany(?:thing)?|\blooking for|\brecommend(?: me)?|\bsuggest(?: me)?|\bwant(?:s| to watch| to see)?|"
                          r"\bin the mood for|\bneed|\bsomething|\bsearching for|\bfind(?: me)?|\bgot any|\bknow (?:of )?any|"
-                         r"\bshow me|\bgive me)\s+(?:[\w'-]+\s+){0,3}$", re.I)
+                         r"\bshow me|\bgive me|\bhow about|\bwhat about)\s+(?:[\w'-]+\s+){0,3}$", re.I)
+# ... or the message is little else: "a western please", "maybe a war movie", "comedies?" (not "I like comedies",
+# "comedies are my favourite")
+_OPENING_ASK = re.compile(r"\s*(?:(?:hi|hello|hey|ok(?:ay)?|so|well|yes|yeah|sure|maybe|perhaps|hmm+|um+)\b[\s,!.]*)*"
+                          r"(?:(?:a|an|some|any|more)\s+)?(?:(?:good|great|classic|new|old|fun|recent|nice|decent|"
+                          r"cool|really|very)\s+){0,2}", re.I)
+_CLOSING_ASK = re.compile(r"\w*\s*(?:movies?|films?|ones?|flicks?)?(?:[\s,.!?]|please|pls|plz|maybe|perhaps|then|now|"
+                          r"instead|tonight|for (?:tonight|me|us|the (?:kids|family|weekend)))*", re.I)
 # "nothing too scary", "not overly silly", "not that scary": a matter of degree, neither an ask for the
 # genre nor a refusal ("very funny" is an ask).
 _DEGREE_BEFORE = re.compile(r"\b(?:too|overly|(?:not|nothing|isn'?t|wasn'?t) (?:that|so|very))\s+$", re.I)
@@ -203,8 +210,9 @@ class Facets:
             for text in reversed(texts):
                 starts = [m.start() for m in rx.finditer(text)]
                 if starts:
-                    if any(_ASK_BEFORE.search(text[max(0, i - 40):i]) and not _NEG_BEFORE.search(text[max(0, i - 40):i])
-                           for i in starts):
+                    if any((_ASK_BEFORE.search(text[max(0, i - 40):i])
+                            or (_OPENING_ASK.fullmatch(text[:i]) and _CLOSING_ASK.fullmatch(text[i:])))
+                           and not _NEG_BEFORE.search(text[max(0, i - 40):i]) for i in starts):
                         asked[g] = wanted[g]
                     break
         return asked

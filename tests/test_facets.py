@@ -192,6 +192,11 @@ def test_a_genre_asked_for_outweighs_popularity_a_taste_does_not(tmp_path):
     assert asked("any good documentaries?") == asked("I'm looking for a documentary") == {"documentary"}
     assert asked("I like documentaries") == asked("not looking for a documentary") == set()
     assert asked("something funny", "I like documentaries") == {"comedy"}  # each genre from its latest turn
+    # a message that is little more than the genre asks for it ("a western please" was a taste, and
+    # "something newer" after it led with Black Panther)
+    assert asked("a documentary please") == asked("maybe a documentary?") == asked("documentaries") == {"documentary"}
+    assert asked("how about a comedy?") == {"comedy"}
+    assert asked("documentaries are my favourite") == set()
     _, (total, signals) = _ranked(ranker, tracker, "any good documentaries?")
     assert ranker.top(total, signals, k=1)[0].item.id == "d1"
     _, (total, signals) = _ranked(ranker, tracker, "I like documentaries")
