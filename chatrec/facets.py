@@ -23,6 +23,7 @@ import re
 from typing import Mapping, Sequence
 
 import numpy as np
+from rapidfuzz.distance import OSA
 from scipy import sparse
 
 from .catalog import Catalog
@@ -276,11 +277,29 @@ class Facets:
                     if col in found or col in refused or f" {name} " not in padded:
                         continue
                     self._credit_said(text, name, col, decay ** age, found, refused)
+            for typed, name, col in self._misspelt(words):  # "a funny Jim Carey movie"
+                if col not in found and col not in refused:
+                    full.add(typed.split()[-1])
+                    self._credit_said(text, typed, col, decay ** age, found, refused)
             for word in set(words) - full:  # "I like Tarantino films"
                 col = self._surnames.get(word)
                 if col is not None and col not in found and col not in refused:
                     self._credit_said(text, word, col, decay ** age, found, refused)
         return found
+
+    def _misspelt(self, words: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(typed, name, column) for two-word names typed with one slip in a surname of 5+ letters
+        ("jim carey": Jim Carrey), where the first name is right and no other name is as close."""
+        out = []
+        for first, second in zip(words, words[1:]):
+            if len(second) < 5:
+                continue
+            close = [(name, col) for name, col in self._names_by_first.get(first, ())
+                     if len(name.split()) == 2 and name.split()[1] != second
+                     and OSA.distance(name.split()[1], second, score_cutoff=1) <= 1]
+            if len(close) == 1 and f"{first} {second}" not in self._person_columns:
+                out.append((f"{first} {second}", *close[0]))
+        return out
 
     @staticmethod
     def _credit_said(text: str, name: str, col: int, weight: float, found: dict[int, float], refused: set[int]) -> None:

@@ -154,6 +154,9 @@ def test_a_surname_alone_names_the_person_it_can_only_mean(tmp_path):
     assert facets.named_people(["anything with deniro", "or de niro"]) == {col("robert de niro"): 1.0}
     assert facets.named_people(["a movie about a stone"]) == {}  # a word of the catalog's text
     assert facets.named_people(["not a fan of Tarantino"]) == {}
+    # one slip in a surname of a full name: "a funny Jim Carey movie"
+    assert facets.named_people(["something with clint eastwod"]) == {col("clint eastwood"): 1.0}
+    assert facets.named_people(["quentin tarantimo films"]) == {col("quentin tarantino"): 1.0}
 
 
 def test_a_person_refused_is_no_wish_and_their_films_are_filtered(tmp_path):
