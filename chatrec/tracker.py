@@ -566,10 +566,10 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
         return True
     if _AGAIN.search(clause):  # "I want to watch Up again, something like it?": seen, a reference
         return False
-    if not text[lo:hi].rstrip().endswith("?"):
-        return False
     before = text[lo:_list_start(text, lo, start, mentions)].rstrip(_OPENERS).rstrip()  # 'I loved "Get Out"'
-    return bool(_ASKS_OPINION.search(before)) or not _REFERENCE.search(before)
+    if _ASKS_OPINION.search(before):  # "have you seen Chicago or West Side Story", question mark or not
+        return True
+    return text[lo:hi].rstrip().endswith("?") and not _REFERENCE.search(before)
 
 
 def _list_start(text: str, lo: int, start: int, mentions: Sequence[tuple[int, int]]) -> int:

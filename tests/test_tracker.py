@@ -216,6 +216,7 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     ('I loved "Get Out" and The Babadook, anything similar?', []),
     ("any movies like Get Out, It Follows or The Babadook (2014)?", []),
     ("have you seen Get Out or The Shining?", ["m5", "m6"]),
+    ("have you seen Get Out or The Shining", ["m5", "m6"]),  # people leave the question mark out
     ("I loved Get Out, what about The Shining?", ["m6"]),
     ("I want to watch Get Out", ["m5"]),
     ("I want to watch Get Out again, something like it?", []),  # seen: a reference, not a question
