@@ -85,7 +85,7 @@ _NEGATION = re.compile(r"\b(?:(?:not|never|n'?t)\s+(?:really\s+|very\s+|too\s+|t
                        r"no|not|non|without|avoid|except|nothing|hate|don'?t want|do not want|"
                        r"(?:don'?t|do not|doesn'?t|does not|didn'?t|did not) (?:like|want|care for)|hates|dislikes?|"
                        r"anything but|excluding|no more)\s+"
-                       r"(?:any\s+|more\s+|(?P<article>an?\s+)|(?:(?:any|some)thing\s+)?(?:with|about|involving|featuring)\s+(?:any\s+|an?\s+)?|"
+                       r"(?:any\s+|more\s+|(?P<article>an?\s+)|(?:(?:any|some)thing\s+)?(?:with|about|involving|featuring|by|directed by|starring)\s+(?:any\s+|an?\s+)?|"
                        r"(?:any|some)thing\s+)?"
                        r"(?P<term>[\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
 # A kind of item the person already has plenty of: "he already has a lot of puzzles", "she has loads

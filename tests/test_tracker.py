@@ -82,6 +82,8 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
 @pytest.mark.parametrize("text, exclude, must_have", [
     ("no Lego please", ["lego"], []),
     ("something scary but nothing with zombies", ["zombies"], []),
+    ("anything not by Nolan?", ["nolan"], []),  # a director refused; "not with X" was the only person form
+    ("a comedy, nothing starring Jim Carrey", ["jim carrey"], []),
     ("not horror", ["horror"], []),
     ("a film for date night, she doesn't like horror", ["horror"], []),  # someone else's dislike refuses too
     ("he hates cartoons", ["cartoons"], []),
