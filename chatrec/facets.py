@@ -20,6 +20,7 @@ Everything is one small dense or sparse matrix product per turn (microseconds to
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -79,6 +80,11 @@ GENRE_WORDS: dict[str, str] = {
     "drama": r"dramas?|dramatic|tear-?jerkers?|sad|sadder|saddest|emotional|heart-?breaking|heart-?wrenching|"
              r"make me cry|(?:a )?good cry",
 }
+# The words above that name what a film is about, not how it feels ("zombie movies", not "funny movies"):
+# the tracker keeps them as must-haves too, so that the films about it lead the genre's popular ones.
+GENRE_SUBJECTS = frozenset({"zombie", "slasher", "gangster", "heist", "mafia", "mob", "mobster", "space", "alien",
+                            "robot", "dragon", "wizard", "magic", "detective", "football", "baseball", "basketball",
+                            "boxing", "cowboy", "haunted"})
 # Genres that name an audience rather than a taste, and the genres of the films made for it.
 AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")}
 # "not a horror fan", "nothing scary", "I don't like comedies": a negation shortly before the word.
@@ -312,6 +318,16 @@ class Facets:
     def person_name(self, col: int) -> str:
         """A credited person's name, lower-cased ("jim carrey")."""
         return self._person_names[col]
+
+    @cached_property
+    def _name_words(self) -> frozenset[str]:
+        return frozenset(w for name in self._person_names for w in _words(name))
+
+    def names_part_of_someone(self, term: str) -> bool:
+        """Whether ``term`` is part of a credited person's name but not a whole one ("christian": Christian
+        Bale; "hill": Jonah Hill): looked for in the credits, it would pick their films."""
+        words = _words(term)
+        return bool(words) and " ".join(words) not in self._person_columns and all(w in self._name_words for w in words)
 
     def person_column(self, name: str) -> int | None:
         return self._person_columns.get(name)

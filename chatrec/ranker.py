@@ -455,9 +455,16 @@ class Ranker:
             terms = [normalize(t) for t in prefs.must_have]
             share = np.zeros(len(self.catalog), dtype=np.float32)
             for t in terms:  # inverted index, not a scan of every item's text (100k items: ms, not s)
-                share[np.union1d(self._terms.containing(t), self._terms.containing(singular(t)))] += 1.0  # "dinosaur"
+                index = self._prose_terms if self.facets.names_part_of_someone(t) else self._terms  # "christian movies"
+                share[np.union1d(index.containing(t), index.containing(singular(t)))] += 1.0  # "dinosaur"
             out["must_have"] = w.must_have * share / len(terms)
         return out
+
+    @cached_property
+    def _prose_terms(self) -> TermIndex:
+        """Titles and descriptions only, for a must-have that is part of someone's name: "christian movies"
+        are not Christian Bale's."""
+        return TermIndex([normalize(f"{i.title} {i.description}") for i in self.catalog])
 
     @cached_property
     def _category_words(self) -> dict[str, set[str]]:

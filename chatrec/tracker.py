@@ -13,7 +13,8 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from .catalog import Catalog
-from .lexical import content_words, spell_emoji
+from .facets import GENRE_SUBJECTS, GENRE_WORDS
+from .lexical import FILLER, content_words, spell_emoji
 from .matching import COMMON_WORDS, TitleMatcher, normalize
 from .state import DialogueState, Message
 
@@ -109,6 +110,20 @@ _NOT_TARGETS = COMMON_WORDS | frozenset(
 _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? to be|needs? to have|including|"
                    r"featuring|should be|should have)\s+(?:a\s+|an\s+|some\s+|lots of\s+)?"
                    r"([\w'&-]+(?:\s+[\w'&-]+)?)", re.I)
+# What the films are about: "zombie movies", "a film about sharks" (``Tracker._topic`` decides which words count).
+_TOPIC = (re.compile(r"\b([a-z][\w'-]*)\s+(?:movies?|films?|flicks?)\b", re.I),
+          re.compile(r"\b(?:movies?|films?|flicks?|something|anything|one)\s+about\s+(?:an?\s+|some\s+|the\s+)?"
+                     r"([a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)", re.I))
+_NOT_TOPICS = frozenset("""old classic classics fun bad popular famous underrated overrated cheesy weird indie foreign
+short long english american british cult true real happy dark light cute sweet serious intense smart clever deep
+boring big little adult adults teen teens teenage tv disney pixar marvel dc netflix hollywood bollywood top
+decent solid amazing excellent interesting exciting entertaining recommended upcoming current modern vintage
+each every all any those these such what which whose fantastic wonderful terrific brilliant lovely beautiful
+crazy wild girly girlie friendly filled packed pack whole entire late early night day weekend heavy random simple
+easy hard quick slow strange epic iconic guy guys girl girls life people person genre style series sequel sequels
+remake remakes version versions franchise trilogy childrens kiddie two three four five six ten date lead""".split())
+_GENRE_WORD_RX = [re.compile(rf"(?:{pattern})\b", re.I) for pattern in (*GENRE_WORDS.values(), *GENRE_WORDS)]
+_SUBJECTS = GENRE_SUBJECTS | {w + "s" for w in GENRE_SUBJECTS}
 _SOFTENERS = r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of", "not really into"
 _NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+{_SOFTENERS}"
                             r"(?:like|love|enjoy|care|fan|good|great|into|interested)|\b(?:hate[sd]?|hating|"
@@ -415,14 +430,37 @@ class Tracker:
             if term and not _has(prefs.exclude, term):
                 prefs.exclude.append(term)
                 prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term.lower()]
+        for m in (m for rx in _TOPIC for m in rx.finditer(text)):  # "zombie movies", "a film about sharks"
+            if any(lo <= m.start(1) < hi for lo, hi in (*refused, *titles)):
+                continue
+            if (term := self._topic(m.group(1), text[m.start(1):m.end()])) and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
+                prefs.must_have.append(term)
         for m in _MUST.finditer(text):
-            if any(lo <= m.start() < hi for lo, hi in refused):
-                continue  # "nothing with zombies" refuses zombies
+            if any(lo <= m.start(1) < hi for lo, hi in (*refused, *titles)):
+                continue  # "nothing with zombies" refuses zombies; "Friends with Benefits" is a title
             if m.group(0).lower().startswith(("has", "have")) and _PERSON_BEFORE.search(text, 0, m.start()):
                 continue  # "he has a lot of energy" tells of him, not of the item
             term = _clean_term(m.group(1), self.matcher.is_person)
             if term and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
                 prefs.must_have.append(term)
+
+    def _topic(self, raw: str, phrase: str) -> str | None:
+        """What "zombie movies" or "a film about time travel" asks the films to be about: one or two
+        words that are no genre's word for how films feel ("funny", "scary", "sci-fi", "chick flick"), no
+        chat word ("good", "fantastic", "night") and that some of the catalog's items, but not many, use."""
+        if any(rx.match(phrase) for rx in _GENRE_WORD_RX) and normalize(raw).split()[0] not in _SUBJECTS:
+            return None  # "sci-fi movies" is the genre; "zombie movies" a subject too
+        words = normalize(raw).split()
+        while len(words) > 1 and (words[-1] in FILLER or words[-1] in _NOT_TOPICS):
+            words.pop()  # "sharks please"
+        if not words or any(len(w) < 3 or not w.isalpha() or w in FILLER or w in _NOT_TOPICS for w in words[:1]):
+            return None
+        term = " ".join(words)
+        count = self.matcher.items_with if len(words) > 1 else self.matcher.doc_freq
+        used = max(count(term), count(singular(term)))  # "sharks": plots say "a shark"
+        if words[0] not in _SUBJECTS and not 2 <= used <= max(20, 0.02 * len(self.catalog)):
+            return None  # a typo ("horroe"), or a word of every other plot ("life", "time")
+        return term
 
     def _owned_kinds(self, text: str) -> list[re.Match]:
         """``_OWNED`` phrases whose term names a kind of item ("puzzles", "a train set") or a product

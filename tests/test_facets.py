@@ -120,6 +120,29 @@ def test_a_genre_word_in_a_title_is_a_wish_only_when_the_film_is_of_that_genre(t
     assert wanted("I loved Scary Hats, something scary now?") == {"horror"}  # the user's own word
 
 
+def test_films_about_the_topic_asked_for_lead_the_genres_popular_ones(tmp_path):
+    """"zombie movies" / "dinosaur movies" led with the popular horror / any popular films; and a
+    topic that is part of someone's name ("christian movies") is looked for in what the films are
+    about, not in their credits (Christian Bale)."""
+    rows = FILMS + [{"id": "z1", "title": "Dead Town (2009)", "description": "zombies overrun a small town",
+                     "attributes": {"genre": ["horror", "comedy"], "star": ["Christian Vale"], "year": 2009}},
+                    {"id": "z2", "title": "Rot (2012)", "description": "a zombie outbreak in a mall",
+                     "attributes": {"genre": ["horror"], "star": ["Ed Moss"], "year": 2012}},
+                    {"id": "f1", "title": "Grace (2015)", "description": "a christian family keeps its faith",
+                     "attributes": {"genre": ["drama"], "star": ["Ed Moss"], "year": 2015}},
+                    {"id": "f2", "title": "The Pastor (2016)", "description": "a christian pastor in a small town",
+                     "attributes": {"genre": ["drama"], "star": ["Ed Moss"], "year": 2016}}]
+    ranker, tracker = _pipeline(tmp_path, rows, replace(ONLY_FACETS, popularity=RankWeights().popularity))
+    ranker.popularity = np.where(np.array([i.id in ("h1", "h2") for i in ranker.catalog]), 1.0, 0.0).astype(np.float32)
+
+    def first(text, k=2):
+        _, (total, signals) = _ranked(ranker, tracker, text)
+        return {r.item.id for r in ranker.top(total, signals, k=k)}
+
+    assert first("zombie movies please") == {"z1", "z2"}  # not the popular horror films h1, h2
+    assert first("christian movies") == {"f1", "f2"}  # not z1, which credits Christian Vale
+
+
 def test_named_film_pulls_its_director_and_stars_and_genres(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS)
     state, (total, signals) = _ranked(ranker, tracker, "I loved Night Shift (2016)")

@@ -119,6 +119,29 @@ def test_exclusions_and_must_haves(tmp_path, text, exclude, must_have):
     assert (prefs.exclude, prefs.must_have) == (exclude, must_have)
 
 
+TOPICS = MOVIES + [
+    {"id": f"s{n}", "title": f"Deep Water {n} (2001)", "category": "movie", "description": f"A shark hunts surfers {n}."}
+    for n in range(3)]
+
+
+@pytest.mark.parametrize("text, topics", [
+    ("zombie movies please", ["zombie"]),  # a genre's subject is a topic too
+    ("any shark movies?", ["shark"]),
+    ("a film about sharks please", ["sharks"]),
+    ("funny movies", []),  # how films feel, not what they are about
+    ("some good sci-fi movies", []),
+    ("any good chick flicks?", []),
+    ("Star Wars movies", []),  # a title
+    ("no zombie movies", []),  # refused, not wished
+    ("a date night movie", []),
+    ("hurricane movies", []),  # no item is about it: nothing to look for
+])
+def test_what_the_films_are_about_is_a_must_have(tmp_path, text, topics):
+    """"zombie movies" led with It and Get Out: the word counted only as the genre and in BM25, and
+    what people asking for horror had been offered outweighed it."""
+    assert _observe(_tracker(tmp_path, TOPICS), text).prefs.must_have == topics
+
+
 @pytest.mark.parametrize("text, category", [
     ("a train set under £20", "Trains"),
     ("a puzzle for my nan", "Puzzles"),
