@@ -153,6 +153,16 @@ def test_category(tmp_path, text, category):
     assert _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs.category == category
 
 
+@pytest.mark.parametrize("text, category, must_have", [
+    ("a train puzzle", "Puzzles", ["train"]),  # a puzzle (of a train), not a train: the last noun is the kind
+    ("a puzzle train", "Trains", ["puzzle"]),
+    ("a train set", "Trains", []),
+])
+def test_a_kind_named_before_another_qualifies_it(tmp_path, text, category, must_have):
+    prefs = _observe(_tracker(tmp_path, SMALL_CATALOG), text).prefs
+    assert (prefs.category, prefs.must_have) == (category, must_have)
+
+
 def test_a_reaction_that_sounds_good_asks_for_no_sound_toys(tmp_path):
     rows = SMALL_CATALOG + [{"id": "s1", "title": "Cow Sounder", "category": "Sound Toys", "price": 3.0}]
     tracker = _tracker(tmp_path, rows)
