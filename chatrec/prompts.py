@@ -19,7 +19,7 @@ from jinja2 import meta
 from .backends.base import Messages, SpanConstraint
 from .catalog import Catalog, Item
 from .errors import ConfigError, InputError
-from .lexical import content_words, has_word
+from .lexical import FILLER, content_words, has_word
 from .matching import normalize
 from .settings import PROJECT_ROOT
 from .state import DialogueState
@@ -32,7 +32,7 @@ TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                   "context_after_history", "shared_category", "has_prices"},
     "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories",
-                      "knows_nothing", "missing"},
+                      "knows_nothing", "missing", "off_category"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                 "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
@@ -120,7 +120,8 @@ class PromptBuilder:
             items=[_item_view(i) for i in items], asked=[_item_view(i, ABOUT_CHARS) for i in asked], pick=pick,
             state=state.summary(), currency=CURRENCY,
             first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories,
-            knows_nothing=knows_nothing(state), missing=missing_must_haves(state, items)).strip()
+            knows_nothing=knows_nothing(state), missing=missing_must_haves(state, items),
+            off_category=off_category(state, items) if self.has_categories else False).strip()
 
     def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],
               budget: int) -> Messages:
@@ -178,6 +179,19 @@ def knows_nothing(state: DialogueState) -> bool:
     for, no item named or rated, no budget, age, category or exclusion."""
     return (not (state.mentioned or state.liked or state.rejected) and state.prefs.is_empty()
             and not any(content_words(text) for text in state.said()))
+
+
+def off_category(state: DialogueState, items: Sequence[Item]) -> bool:
+    """Whether none of ``items`` is of the kind wanted, nor of one sharing a word of its name ("Model
+    Trains" for "Toy Trains"): "a farm set for a toddler" found no farm toy labelled for a 2-year-old,
+    and the reply must not call rattles "picks in Farm & Animals"."""
+    wanted = state.prefs.category
+    if not wanted or not items:
+        return False
+    def words(name: str) -> set[str]:  # "Farm & Animals": farm, animal ("and" and "toys" say nothing)
+        return {singular(w) for w in normalize(name).split() if w not in FILLER}
+
+    return not any(item.category == wanted or words(wanted) & words(item.category or "") for item in items)
 
 
 def missing_must_haves(state: DialogueState, items: Sequence[Item]) -> list[str]:

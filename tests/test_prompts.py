@@ -198,3 +198,16 @@ def test_without_an_lm_which_one_is_best_names_the_best_ranked_of_those(tmp_path
     assert "**The Shining (1980)**:" not in reply
     tracker.observe(state, Message("user", "what are they about?"))
     assert not state.wants_pick and PromptBuilder(films).none_reply(state, ranked).count("A family heads") == 3
+
+
+def test_a_kind_none_of_the_picks_is_of_is_owned_up_to(catalog):
+    """"a farm set for a toddler": every farm toy is labelled 3+, so the picks were rattles, and the reply
+    called them "picks in Farm & Animals"."""
+    state = DialogueState(messages=[Message("user", "a doll for a toddler")])
+    state.prefs.category, state.prefs.age = "Dolls", 2.0
+    builder = PromptBuilder(catalog)
+    reply = builder.none_reply(state, [catalog.by_id["t3"], catalog.by_id["t2"]])
+    assert reply.startswith("I found nothing in Dolls that fits; the closest picks I have (for a 2-year-old):")
+    assert reply.endswith("Is there something else they like?")
+    assert builder.none_reply(state, [catalog.by_id["d2"], catalog.by_id["t3"]]).startswith(
+        "Here are some picks in Dolls (for a 2-year-old):")  # one of them is a doll
