@@ -335,8 +335,8 @@ class Ranker:
         out: list[tuple[str, str]] = []
         if self._years.any() and (era := self._era(state, self.weights.turn_decay)) is not None:
             (lo, hi), _, kind = era
-            label = {"decade": f"the {lo}s", "old": f"before {hi + 1}", "until": f"before {hi + 1}",
-                     "new": "new releases", "not old": f"{lo} or later", "since": f"{lo} or later"}[kind]
+            label = {"decade": f"the {lo}s", "new": "new releases", "not old": f"{lo} or later",
+                     "since": f"{lo} or later"}.get(kind, f"before {hi + 1}")  # old, older, until
             out.append((f"Era: {label}", "era"))
         if self.facets.has_genres:
             wanted = self._genres(state, self.weights.turn_decay)
@@ -651,6 +651,9 @@ _DECADE = re.compile(r"\b(?:(?:19)?(?P<short>[2-9])0'?s|'(?P<short2>[2-9])0s|(?P
 _DECADE_WORDS = {w: d for d, w in enumerate("twenties thirties forties fifties sixties seventies eighties nineties"
                                             .split(), start=2)}
 _OLD = re.compile(r"\b(?:old(?:er)?|classics?|oldies?|vintage|golden age)\b(?![- ]school)", re.I)
+# Older films asked for, not a taste or a hint ("I like older movies", "an old classic").
+_OLDER_ASKED = re.compile(r"\b(?:something|anything|any|one|a bit|a little|bit|maybe|more|even|some)\s+(?:older|earlier)$",
+                          re.I)
 # "Older" of the audience, not of the film: "something a bit older for the 10 year old", "for older kids".
 _OLDER_AUDIENCE = re.compile(
     r"\bolder\b(?=\s+(?:kids?|child(?:ren)?|audiences?|ones|teens?|teenagers?|boys?|girls?|viewers?)\b|"
@@ -690,7 +693,8 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
     """The release years the user asked for in words, from their latest turn that says so, how
     recent that turn is (``decay`` ** turns ago) and which kind of ask it was: ``"decade"`` ("80s
     movies", "the nineties", "the 2000s"), ``"old"`` ("an old classic": 20+ years before ``newest``),
-    ``"new"`` ("something that came out recently": the last 2 years), ``"not old"`` ("nothing too
+    ``"older"`` ("something a bit older?": the same years, asked for), ``"new"`` ("something that came
+    out recently": the last 2 years), ``"not old"`` ("nothing too
     old": the last 20 years), ``"since"`` ("from the last 10 years", "after 2010") or ``"until"``
     ("before 2000"). Ages ("my 6 year old") do not count, nor other negated words ("not from the 80s")."""
     for age, text in enumerate(reversed(texts)):
@@ -709,6 +713,8 @@ def wanted_era(texts: Sequence[str], newest: int, decay: float = 0.5) -> tuple[t
                     span = (start, start + 9)
                 else:
                     span = (0, newest - 20) if kind == "old" else (newest - 2, 9999)
+                    if kind == "old" and _OLDER_ASKED.search(clean, 0, m.end()):
+                        kind = "older"  # "something a bit older?": an ask, as "anything newer?" is
                 return span, decay ** age, kind
     return None
 

@@ -383,7 +383,9 @@ def test_the_era_asked_for_lifts_its_films(tmp_path, text, first):
     ("Blade Runner 2049", None),
     ("something a bit older for the 10 year old", None),  # older of the audience, not of the film
     ("films for older kids", None),
-    ("any older movies?", ((0, 1998), "old")),
+    ("any older movies?", ((0, 1998), "older")),  # asked for, weighing as "anything newer?" does
+    ("something a bit older maybe?", ((0, 1998), "older")),
+    ("I like older movies", ((0, 1998), "old")),  # a taste, a hint
 ])
 def test_spans_of_years_in_words(text, era):
     from chatrec.ranker import wanted_era
