@@ -591,6 +591,21 @@ def mention_unseen(text: str, start: int, end: int, mentions: Sequence[tuple[int
                 and not _AGAIN.match(text[end:end + 12].lstrip(" " + _CLOSERS)))
 
 
+def _not_seen_near(before: str, after: str) -> bool:
+    """Whether "not seen" is said of the item between ``before`` and ``after`` (its clause's words on
+    each side): right before it ("I haven't seen the new X"), or within three words after it ("X?
+    never seen it"); not of something else ("I have not seen Us yet, I loved Get Out")."""
+    last = None
+    for last in _NOT_SEEN.finditer(before):
+        pass
+    if last is not None:
+        between = before[last.end():]
+        if not re.search(r"[,;]", between) and not _POS_SENTIMENT.search(between) and len(between.split()) <= 4:
+            return True
+    m = _NOT_SEEN.search(after)
+    return m is not None and len(after[:m.start()].split()) <= 3
+
+
 def _clause(text: str, start: int, end: int) -> str:
     """The words of the clause around text[start:end], without the mention itself."""
     bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
@@ -614,7 +629,7 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
         # ("I have not seen X I did love Y" says nothing of Y)
         if mention_unseen(text, start, end, mentions):
             return True
-    elif _NOT_SEEN.search(clause):
+    elif _not_seen_near(text[lo:start], text[end:hi]):
         return True
     elif _WANTS.search(clause) and not _AGAIN.search(clause):  # not "I want to watch Up again"
         return True

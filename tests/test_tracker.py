@@ -259,6 +259,7 @@ def test_assistant_mentions_become_shown_not_mentioned(tmp_path):
     ("I have not seen The Shining (1980) I did love Get Out (2017)", ["m6"]),
     ("I like Get Out and It Follows I want to see The Shining", ["m6"]),
     ("I heard The Shining and It Follows were good", ["m6", "m2"]),
+    ("I have not seen Us yet, I loved Get Out", []),  # "not seen" of a film the catalog lacks, not of Get Out
 ])
 def test_items_the_user_asks_about_or_has_not_seen(tmp_path, text, asked):
     state = _observe(_tracker(tmp_path, MOVIES), text)
