@@ -124,6 +124,12 @@ easy hard quick slow strange epic iconic guy guys girl girls life people person 
 remake remakes version versions franchise trilogy childrens kiddie two three four five six ten date lead""".split())
 _GENRE_WORD_RX = [re.compile(rf"(?:{pattern})\b", re.I) for pattern in (*GENRE_WORDS.values(), *GENRE_WORDS)]
 _SUBJECTS = GENRE_SUBJECTS | {w + "s" for w in GENRE_SUBJECTS}
+# Words after "not"/"no" that say how the user is or what they do, not what to leave out.
+_NOT_REFUSED = frozenset("""picky fussy fussed bothered sure sorry certain used matter matters shame lot lots either
+neither enough preference preferences upset catch comes come came eighteen remember unlike like enjoy commit mind care
+worry worries kidding joking able allowed ready done finished expecting exactly anymore anyway particular saw seen
+happy keen fond into big huge fan fans havent hasnt didnt doesnt dont cant wont isnt wasnt arent werent shouldnt
+wouldnt couldnt ive im id youre thats theres whats lets objects thing things around""".split())
 _SOFTENERS = r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of", "not really into"
 _NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+{_SOFTENERS}"
                             r"(?:like|love|enjoy|care|fan|good|great|into|interested)|\b(?:hate[sd]?|hating|"
@@ -428,6 +434,8 @@ class Tracker:
             if term and m.group("article") and (not any(_stem(w) in self._kinds for w in term.split())
                                                 or _SELF.search(text, 0, m.start())):
                 continue  # "not a puzzle" refuses a kind of product; "I'm not a kid", "not a lot of" nothing
+            if term and not _refusable(term, self.matcher.is_person):
+                continue  # "I'm not picky", "no matter the genre", "they are not making movies like that"
             if term and not _has(prefs.exclude, term):
                 prefs.exclude.append(term)
                 prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term.lower()]
@@ -713,6 +721,19 @@ def _blank(text: str, spans: list[tuple[int, int]]) -> str:
     for lo, hi in spans:
         chars[lo:hi] = " " * (hi - lo)
     return "".join(chars)
+
+
+def _refusable(term: str, is_person: Callable[[str], bool] = lambda name: False) -> bool:
+    """Whether a word after a negation names something to leave out (a genre, a thing, a person), not
+    how the user is or what they do: "not picky", "no matter", "not actually", "not making", "I did not
+    catch that one". An exclusion filters out every item whose text has the word."""
+    words = normalize(term).split()
+    if not words or is_person(" ".join(words)) or any(rx.fullmatch(words[0]) for rx in _GENRE_WORD_RX):
+        return bool(words)
+    first = words[0]
+    if first in FILLER or first in _NOT_REFUSED or (first.endswith("ly") and len(first) > 4):
+        return False
+    return not re.fullmatch(r"\w+(?:ing|ed)", first) or first in _SUBJECTS
 
 
 def _clean_term(raw: str, is_person: Callable[[str], bool] = lambda name: False) -> str | None:

@@ -82,7 +82,16 @@ def test_cheaper_without_an_amount_is_below_the_middle_price_of_what_was_shown(t
 @pytest.mark.parametrize("text, exclude, must_have", [
     ("no Lego please", ["lego"], []),
     ("something scary but nothing with zombies", ["zombies"], []),
-    ("anything not by Nolan?", ["nolan"], []),  # a director refused; "not with X" was the only person form
+    ("anything not by Nolan?", ["nolan"], []),
+    # what the user is or does, not what to leave out: each filtered out every item whose text has the word
+    ("I'm really not picky with movies", [], []),
+    ("I am looking for a good movie no matter the genre", [], []),
+    ("they are not making movies like they used to", [], []),
+    ("I did not catch that one", [], []),
+    ("Not necessarily, old or new is ok", [], []),
+    ("I am not particularly interested in them", [], []),
+    ("something not violent please", ["violent"], []),  # a thing to leave out
+    ("no boxing", ["boxing"], []),  # a director refused; "not with X" was the only person form
     ("a comedy, nothing starring Jim Carrey", ["jim carrey"], []),
     ("not horror", ["horror"], []),
     ("a film for date night, she doesn't like horror", ["horror"], []),  # someone else's dislike refuses too
