@@ -129,7 +129,8 @@ _NOT_REFUSED = frozenset("""picky fussy fussed bothered sure sorry certain used 
 neither enough preference preferences upset catch comes come came eighteen remember unlike like enjoy commit mind care
 worry worries kidding joking able allowed ready done finished expecting exactly anymore anyway particular saw seen
 happy keen fond into big huge fan fans havent hasnt didnt doesnt dont cant wont isnt wasnt arent werent shouldnt
-wouldnt couldnt ive im id youre thats theres whats lets objects thing things around""".split())
+wouldnt couldnt ive im id youre thats theres whats lets objects thing things around make made known going gone
+know watches toward towards previous greatest enjoys bit real god tax u""".split())
 _SOFTENERS = r"(?:(?:really|very|that|so|a|big|huge|much|of)\s+){0,3}"  # "wasn't a big fan of", "not really into"
 _NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|was not|isn'?t|is not|not)\s+{_SOFTENERS}"
                             r"(?:like|love|enjoy|care|fan|good|great|into|interested)|\b(?:hate[sd]?|hating|"
@@ -450,6 +451,8 @@ class Tracker:
             if m.group(0).lower().startswith(("has", "have")) and _PERSON_BEFORE.search(text, 0, m.start()):
                 continue  # "he has a lot of energy" tells of him, not of the item
             term = _clean_term(m.group(1), self.matcher.is_person)
+            if term and not _refusable(term, self.matcher.is_person, gerund=True):
+                continue  # "with a bowl of popcorn" is a thing, but "it must have happened", "a bit of" are none
             if term and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
                 prefs.must_have.append(term)
 
@@ -462,7 +465,8 @@ class Tracker:
         words = normalize(raw).split()
         while len(words) > 1 and (words[-1] in FILLER or words[-1] in _NOT_TOPICS):
             words.pop()  # "sharks please"
-        if not words or any(len(w) < 3 or not w.isalpha() or w in FILLER or w in _NOT_TOPICS for w in words[:1]):
+        if not words or len(words[0]) < 3 or not words[0].isalpha() or words[0] in _NOT_TOPICS or not _refusable(
+                words[0], gerund=True):
             return None
         term = " ".join(words)
         count = self.matcher.items_with if len(words) > 1 else self.matcher.doc_freq
@@ -723,17 +727,19 @@ def _blank(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(chars)
 
 
-def _refusable(term: str, is_person: Callable[[str], bool] = lambda name: False) -> bool:
+def _refusable(term: str, is_person: Callable[[str], bool] = lambda name: False, gerund: bool = False) -> bool:
     """Whether a word after a negation names something to leave out (a genre, a thing, a person), not
     how the user is or what they do: "not picky", "no matter", "not actually", "not making", "I did not
-    catch that one". An exclusion filters out every item whose text has the word."""
+    catch that one". An exclusion filters out every item whose text has the word. ``gerund``: an -ing
+    word may name an activity ("a cooking movie"), as for must-haves; in "not making movies like that"
+    it is what people do."""
     words = normalize(term).split()
     if not words or is_person(" ".join(words)) or any(rx.fullmatch(words[0]) for rx in _GENRE_WORD_RX):
         return bool(words)
     first = words[0]
     if first in FILLER or first in _NOT_REFUSED or (first.endswith("ly") and len(first) > 4):
         return False
-    return not re.fullmatch(r"\w+(?:ing|ed)", first) or first in _SUBJECTS
+    return not re.fullmatch(r"\w+ed" if gerund else r"\w+(?:ing|ed)", first) or first in _SUBJECTS
 
 
 def _clean_term(raw: str, is_person: Callable[[str], bool] = lambda name: False) -> str | None:
