@@ -399,6 +399,8 @@ def _surnames(people: Mapping[str, int], films: np.ndarray, catalog: Catalog) ->
         most, col, name = credited[0]
         if most >= 5 and (len(credited) == 1 or most >= 2 * credited[1][0]):
             candidates[surname] = (col, name, most)
+    if not candidates:
+        return {}  # a catalog without credits (toys): no need to read its texts
     uses = dict.fromkeys(candidates, 0)
     for item in catalog:
         words = _words(f"{item.title} {item.description}")

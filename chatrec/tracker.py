@@ -279,8 +279,8 @@ class Tracker:
         # "no Hornby" is no wish for Hornby, nor "he already has lots of puzzles" for puzzles
         unwanted = [m.span() for rx in (_NEGATION, _SOUNDS) for m in rx.finditer(text)]
         unwanted += [m.span() for m in self._owned_kinds(text)]
-        for category, qualifier in self._categories_in(_blank(text, unwanted)):
-            state.prefs.category = category
+        if found := self._category_in(_blank(text, unwanted)):
+            state.prefs.category, qualifier = found
             if qualifier and not _has(state.prefs.must_have, qualifier):
                 state.prefs.must_have.append(qualifier)
         about = state.asked  # what the previous message asked about: "it" in "I didn't like it much"
@@ -490,10 +490,10 @@ class Tracker:
         category named first ("jigsaws & puzzles": Jigsaws, not 3-D Puzzles). A word that only qualifies
         another one of the name is no match by itself: "likes science" is not "Science Fiction &
         Fantasy", "something soft" not "Soft Dolls", "for children" not "Children's Bedding"."""
-        found = self._categories_in(text)
-        return found[0][0] if found else None
+        found = self._category_in(text)
+        return found[0] if found else None
 
-    def _categories_in(self, text: str) -> list[tuple[str, str | None]]:
+    def _category_in(self, text: str) -> tuple[str, str | None] | None:
         """``detect_category``'s pick as (category, the word of another category qualifying it), where a
         noun that names one kind qualifies the next one's ("a dinosaur puzzle" is a puzzle, of dinosaurs)."""
         words = normalize(text).split()
@@ -506,7 +506,7 @@ class Tracker:
                 at = {i for i, w in enumerate(stems) if w in hits}
                 found[category] = ((len(hits) / (len(keys) ** 0.5), -min(at)), at)
         if not found:
-            return []
+            return None
         best = max(found, key=lambda c: found[c][0])
         head = [c for c, (_, at) in found.items() if c != best and max(found[best][1]) + 1 in at
                 and not found[best][1] & at]
@@ -514,7 +514,7 @@ class Tracker:
             best = max(head, key=lambda c: found[c][0])
         before = min(found[best][1]) - 1  # and the dinosaurs (or the trains of "a train puzzle") a must-have
         qualifies = any(before in at for c, (_, at) in found.items() if c != best)
-        return [(best, words[before] if qualifies and not found[best][1] & {before} else None)]
+        return best, words[before] if qualifies and not found[best][1] & {before} else None
 
 
 def _filters(state: DialogueState) -> tuple:
