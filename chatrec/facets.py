@@ -27,7 +27,7 @@ import numpy as np
 from rapidfuzz.distance import OSA
 from scipy import sparse
 
-from .catalog import Catalog
+from .catalog import Catalog, Item
 from .lexical import plain_words as _words
 
 GENRE_KEYS = ("genre", "genres")
@@ -368,6 +368,11 @@ def asked_role(text: str) -> tuple[str, re.Match] | None:
         return None
     word = (found.group("role") or found.group("by") or found.group("verb")).lower()
     return _ROLE_WORDS[word], found
+
+
+def credited(item: Item, role: str) -> list[str]:
+    """The names ``item`` credits in ``role`` ("director", "star", "writer"), as the catalog spells them."""
+    return [name for key in ROLE_KEYS[role] for name in _values(item.attributes.get(key))]
 
 
 def _values(raw) -> list[str]:

@@ -32,7 +32,7 @@ TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                   "context_after_history", "shared_category", "has_prices"},
     "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories",
-                      "knows_nothing", "missing", "off_category"},
+                      "knows_nothing", "missing", "off_category", "no_others"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
                 "context_after_history", "shared_category"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
@@ -110,7 +110,9 @@ class PromptBuilder:
             candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
             close=self.close).strip("\n")
 
-    def none_reply(self, state: DialogueState, items: Sequence[Item]) -> str:
+    def none_reply(self, state: DialogueState, items: Sequence[Item], no_others: Sequence[str] = ()) -> str:
+        """The reply without an LM. ``no_others``: the people the user asked for more of who have
+        nothing else in the catalog (``Ranker.role_without_others``)."""
         # "what is the second one about?" without an LM: the catalog's own words on the items asked about
         asked = [item for i in state.asked if (item := self.catalog.get(i)) and item.description]
         pick = state.wants_pick and len(asked) > 1  # "which one is the best?": the best ranked of those asked about
@@ -121,7 +123,8 @@ class PromptBuilder:
             state=state.summary(), currency=CURRENCY,
             first_turn=state.n_turns <= 1, has_prices=self.has_prices, has_categories=self.has_categories,
             knows_nothing=knows_nothing(state), missing=missing_must_haves(state, items),
-            off_category=off_category(state, items) if self.has_categories else False).strip()
+            off_category=off_category(state, items) if self.has_categories else False,
+            no_others=" and ".join(no_others)).strip()
 
     def build(self, state: DialogueState, candidates: Sequence[Item], count_tokens: Callable[[Messages], int],
               budget: int) -> Messages:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .catalog import Catalog, Item
 from .collab import CollaborativeModel, TargetPrior
-from .facets import ROLE_ASK, Facets, asked_role
+from .facets import ROLE_ASK, Facets, asked_role, credited
 from .index import EmbeddingIndex
 from .lexical import LexicalIndex, TermIndex, content_words
 from .matching import normalize
@@ -275,6 +275,18 @@ class Ranker:
             if lex.max() > 0:
                 out["lexical"] = w.lexical * lex / lex.max()
         return out
+
+    def role_without_others(self, state: DialogueState) -> list[str]:
+        """The people the latest message asks for more of ("what else did that director make?") when
+        the catalog has nothing else of theirs (Jordan Peele after Get Out), as the catalog spells
+        them: the reply owns up rather than pass other films off as theirs. Empty otherwise."""
+        said = state.said()
+        if not (said and self.facets.has_credits and (role := asked_role(said[-1])) is not None
+                and (refs := self._role_references(state))):
+            return []
+        if self.facets.role_scores(refs, role[0]).any():
+            return []
+        return list(dict.fromkeys(name for p in refs for name in credited(self.catalog.items[p], role[0])))
 
     def _role_references(self, state: DialogueState) -> list[int]:
         """The films "that director" means: those the user named last, else the one they asked about or

@@ -115,7 +115,8 @@ class Recommender:
         prompt, raw, status, error = "", "", "ok", None
         backend = self.s.backend
         if backend is None:
-            raw = self.s.prompts.none_reply(state, items[:s.n_recommendations])
+            raw = self.s.prompts.none_reply(state, items[:s.n_recommendations],
+                                            no_others=self.s.ranker.role_without_others(state))
             yield raw
         else:
             offered = items[:s.n_candidates]

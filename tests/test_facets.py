@@ -307,6 +307,22 @@ def test_asked_for_that_directors_or_actors_films(tmp_path, texts, first, then):
     assert (signals["role_credits"] > 0).sum() == (2 if then else 1)
 
 
+def test_a_director_with_nothing_else_in_the_catalog_is_owned_up_to(tmp_path):
+    """After Get Out, "what else did that director make?" listed other horror films as if they were Jordan
+    Peele's; the reply now says the catalog has no other film of his."""
+    from chatrec.prompts import PromptBuilder
+
+    ranker, tracker = _pipeline(tmp_path, DIRECTORS)
+    state, _ = _ranked(ranker, tracker, "I loved Paper Kite (2010)", "what else did that director make?")
+    assert ranker.role_without_others(state) == ["Olu Park"]
+    reply = PromptBuilder(ranker.catalog).none_reply(state, [ranker.catalog.by_id["x4"]], no_others=["Olu Park"])
+    assert reply.startswith("I found no other film of Olu Park in the catalog; the closest picks I have:")
+    state, _ = _ranked(ranker, tracker, "I loved Glass Harbour (2012)", "what else did that director make?")
+    assert ranker.role_without_others(state) == []  # Ida Kerr made Salt Roads
+    state, _ = _ranked(ranker, tracker, "I loved Paper Kite (2010)", "anything else?")
+    assert ranker.role_without_others(state) == []  # no role asked
+
+
 def test_a_role_ask_is_no_search_word():
     from chatrec.ranker import informative_texts
 
