@@ -224,11 +224,13 @@ class ChatController:
     # -- constraints -----------------------------------------------------------------------
     def keep_constraints(self, session: ChatSession, keep: list[str]) -> View:
         """Remove every constraint not in ``keep`` and re-rank the cards right away."""
-        current = [key for _, key in self._understood(session.state)]
-        removed = remove_keys(session.state, [k for k in current if k not in set(keep or [])])
+        shown = {key: label for label, key in self._understood(session.state)}
+        removed = remove_keys(session.state, [k for k in shown if k not in set(keep or [])])
         if not removed:
             return self.view(session)
-        labels = ", ".join(k.split(":", 1)[-1] if ":" in k else k for k in removed)
+        # "budget", "lego"; an item by its chip ("👍 Se7en (1995)"), not by its catalog id
+        labels = ", ".join(shown[k] if k.split(":")[0] in ("liked", "rejected", "unseen") else k.split(":", 1)[-1]
+                           for k in removed)
         if session.state.n_turns:
             self._rerank(session)
         return self.view(session, status=f"Removed {labels}. Recommendations updated.",

@@ -160,6 +160,7 @@ def understood_choices(state: DialogueState, catalog: Catalog,
     liked = list(state.liked) + [i for i, v in state.mentioned.items() if v > 0 and i not in state.liked]
     out += [(f"👍 {_title(catalog, i)}", f"liked:{i}") for i in liked]
     out += [(f"👎 {_title(catalog, i)}", f"rejected:{i}") for i in state.rejected]
+    out += [(f"Not seen yet: {_title(catalog, i)}", f"unseen:{i}") for i in state.unseen if i not in state.rejected]
     return out
 
 
@@ -191,6 +192,8 @@ def remove_keys(state: DialogueState, keys: Iterable[str]) -> list[str]:
             _drop(state.rejected, value)
             if state.mentioned.get(value, 0) < 0:
                 state.mentioned[value] = 0
+        elif kind == "unseen":  # seen after all: had, no longer suggested
+            state.unseen.pop(value, None)
         else:
             continue
         removed.append(key)

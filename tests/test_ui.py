@@ -178,6 +178,22 @@ def test_the_era_genres_and_people_asked_for_are_shown_and_can_be_unticked(make_
     assert card_ids(session)[0] == "f1"  # Yes Man (2008): the one comedy of those years
 
 
+def test_a_film_not_seen_yet_is_shown_and_can_be_unticked(make_services, tmp_path):
+    """"I haven't seen Se7en yet" keeps Se7en a candidate, and the panel says it was understood; unticked
+    (seen after all), it is a film they have and is suggested no more."""
+    ui = ChatController(make_services(write_jsonl(tmp_path / "films.jsonl", FILMS)))
+    session = ui.new_session()
+    view = finish(ui, session, "I haven't seen Se7en yet, I loved Liar Liar")[-1]
+    assert ("Not seen yet: Se7en (1995)", "unseen:f3") in view.choices
+    finish(ui, session, "anything else?")
+    assert "f3" in card_ids(session)
+    view = ui.keep_constraints(session, [k for _, k in view.choices if k != "unseen:f3"])
+    assert "unseen:f3" not in [k for _, k in view.choices]
+    assert view.status == "Removed Not seen yet: Se7en (1995). Recommendations updated."  # not "Removed f3"
+    finish(ui, session, "more please")
+    assert "f3" not in card_ids(session)
+
+
 def test_unticking_nothing_changes_nothing(ui):
     session = ui.new_session()
     view = finish(ui, session, "a train under £15")[-1]
