@@ -464,12 +464,17 @@ class Ranker:
             out["asked"] = np.zeros(len(self.catalog), dtype=np.float32)
             out["asked"][asked] = w.asked
         if prefs.must_have and w.must_have:
-            terms = [normalize(t) for t in prefs.must_have]
+            asking = [bool(content_words(text)) for text in state.said()]  # turns that ask for something
             share = np.zeros(len(self.catalog), dtype=np.float32)
-            for t in terms:  # inverted index, not a scan of every item's text (100k items: ms, not s)
+            total = 0.0
+            for raw in prefs.must_have:  # inverted index, not a scan of every item's text (100k items: ms, not s)
+                t = normalize(raw)
+                turn = prefs.topic_turns.get(raw)  # "zombie movies" fades as later turns ask for other things
+                weight = 1.0 if turn is None else w.turn_decay ** sum(asking[turn + 1:])
                 index = self._prose_terms if self.facets.names_part_of_someone(t) else self._terms  # "christian movies"
-                share[np.union1d(index.containing(t), index.containing(singular(t)))] += 1.0  # "dinosaur"
-            out["must_have"] = w.must_have * share / len(terms)
+                share[np.union1d(index.containing(t), index.containing(singular(t)))] += weight  # "dinosaur"
+                total += weight
+            out["must_have"] = w.must_have * share / max(1.0, total)
         return out
 
     @cached_property

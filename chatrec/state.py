@@ -34,6 +34,9 @@ class Preferences:
     must_have: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     age: float | None = None  # age in years of whoever it is for ("my 4 year old", "for ages 3+")
+    # must-haves asked for as what films are about ("zombie movies") -> the user turn that last asked;
+    # unlike "with dinosaurs", they fade as later turns ask for other things ("actually, some westerns")
+    topic_turns: dict[str, int] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
         return not (self.category or self.min_price is not None or self.max_price is not None

@@ -443,8 +443,14 @@ class Tracker:
         for m in (m for rx in _TOPIC for m in rx.finditer(text)):  # "zombie movies", "a film about sharks"
             if any(lo <= m.start(1) < hi for lo, hi in (*refused, *titles)):
                 continue
-            if (term := self._topic(m.group(1), text[m.start(1):m.end()])) and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
+            term = self._topic(m.group(1), text[m.start(1):m.end()])
+            if not term or _has(prefs.exclude, term):
+                continue
+            if not _has(prefs.must_have, term):
                 prefs.must_have.append(term)
+                prefs.topic_turns[term] = state.n_turns - 1
+            elif term in prefs.topic_turns:  # asked again: fresh
+                prefs.topic_turns[term] = state.n_turns - 1
         for m in _MUST.finditer(text):
             if any(lo <= m.start(1) < hi for lo, hi in (*refused, *titles)):
                 continue  # "nothing with zombies" refuses zombies; "Friends with Benefits" is a title

@@ -178,6 +178,7 @@ def remove_keys(state: DialogueState, keys: Iterable[str]) -> list[str]:
             p.age = None
         elif kind == "must" and value in p.must_have:
             p.must_have.remove(value)
+            p.topic_turns.pop(value, None)
         elif kind == "exclude" and value in p.exclude:
             p.exclude.remove(value)
         elif kind in ("era", "genre", "person"):  # wishes in words: only later turns bring them back

@@ -142,6 +142,15 @@ def test_films_about_the_topic_asked_for_lead_the_genres_popular_ones(tmp_path):
     assert first("zombie movies please") == {"z1", "z2"}  # not the popular horror films h1, h2
     assert first("christian movies") == {"f1", "f2"}  # not z1, which credits Christian Vale
 
+    def zombie_lift(*texts):
+        _, (_, signals) = _ranked(ranker, tracker, *texts)
+        return signals["must_have"][ranker.catalog.position["z2"]]
+
+    # unlike "with dinosaurs", a topic fades as later turns ask for other things
+    assert zombie_lift("zombie movies please") == ranker.weights.must_have
+    assert zombie_lift("zombie movies please", "anything else?") == ranker.weights.must_have  # asks nothing new
+    assert zombie_lift("zombie movies please", "actually, what about a comedy?") == 0.5 * ranker.weights.must_have
+
 
 def test_named_film_pulls_its_director_and_stars_and_genres(tmp_path):
     ranker, tracker = _pipeline(tmp_path, FILMS)
