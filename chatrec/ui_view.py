@@ -155,7 +155,8 @@ def understood_choices(state: DialogueState, catalog: Catalog,
         out.append((f"For: {p.age_text()}", "age"))
     out += wishes
     # "with Jim Carrey" is a person named, shown once (as "With: Jim Carrey"), not also as a must-have
-    out += [(f"Must have: {t}", f"must:{t}") for t in p.must_have if t.lower() not in people]
+    out += [(f"About: {t}" if t in p.topic_turns else f"Must have: {t}", f"must:{t}")  # "zombie movies": about
+            for t in p.must_have if t.lower() not in people]
     out += [(f"Avoid: {t}", f"exclude:{t}") for t in p.exclude]
     liked = list(state.liked) + [i for i, v in state.mentioned.items() if v > 0 and i not in state.liked]
     out += [(f"👍 {_title(catalog, i)}", f"liked:{i}") for i in liked]

@@ -194,6 +194,15 @@ def test_a_film_not_seen_yet_is_shown_and_can_be_unticked(make_services, tmp_pat
     assert "f3" not in card_ids(session)
 
 
+def test_what_films_are_asked_to_be_about_is_shown_as_such(make_services, tmp_path):
+    ui = ChatController(make_services(write_jsonl(tmp_path / "films.jsonl", FILMS)))
+    session = ui.new_session()
+    view = finish(ui, session, "any zombie movies?")[-1]
+    assert ("About: zombie", "must:zombie") in view.choices  # a topic, not "Must have: zombie"
+    view = ui.keep_constraints(session, [k for _, k in view.choices if k != "must:zombie"])
+    assert session.state.prefs.must_have == [] and session.state.prefs.topic_turns == {}
+
+
 def test_unticking_nothing_changes_nothing(ui):
     session = ui.new_session()
     view = finish(ui, session, "a train under £15")[-1]
