@@ -626,10 +626,14 @@ def _not_seen_near(before: str, after: str) -> bool:
 
 def _clause(text: str, start: int, end: int) -> str:
     """The words of the clause around text[start:end], without the mention itself."""
-    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
-    lo = max(b for b in bounds if b <= start)
-    hi = min((b for b in bounds if b >= end), default=len(text))
+    lo, hi = _clause_bounds(text, start, end)
     return text[lo:start] + " " + text[end:hi]
+
+
+def _clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """Where the clause around text[start:end] begins and ends (``_CLAUSE``: sentence ends, "but"...)."""
+    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
+    return max(b for b in bounds if b <= start), min((b for b in bounds if b >= end), default=len(text))
 
 
 def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[int, int]] = ()) -> bool:
@@ -638,9 +642,7 @@ def mention_interest(text: str, start: int, end: int, mentions: Sequence[tuple[i
     wants to hear about it, so it is not filtered out as something they already have. ``mentions``:
     the (start, end) of every item named in ``text``, so that the last of a list ("movies like X, Y
     and Z?", "I loved X and Z, anything similar?") is read like the first."""
-    bounds = [0] + [m.end() for m in _CLAUSE.finditer(text)] + [len(text)]
-    lo = max(b for b in bounds if b <= start)
-    hi = min((b for b in bounds if b >= end), default=len(text))
+    lo, hi = _clause_bounds(text, start, end)
     clause = text[lo:start] + " " + text[end:hi]
     if any(lo <= a < hi and (a, b) != (start, end) for a, b in mentions):
         # others named in the clause: only the words next to this one say it is unseen or wanted
