@@ -305,11 +305,39 @@ class TitleMatcher:
                     break
         return out
 
-    def _series(self, phrase: str) -> list[int]:
-        """Positions of the titles that start with ``phrase`` (after a leading "the"), dated ones only."""
+    def whole_series(self, text: str) -> list[Match]:
+        """"all the Godfather movies", "the Harry Potter films", "the Toy Story trilogy", "every Thomas
+        set": one mention of each item of the series (titles that start with the name, two or more),
+        over the name.
+        Where popularity is known, namesakes nobody watched are no part of it ("Godfather (2007)")."""
+        out: list[Match] = []
+        for m in _WHOLE_SERIES.finditer(text):
+            if m.group("kind") and not m.group("all"):
+                continue  # "the Harry Potter one" is one film, "the Lego sets" a brand
+            phrase = normalize(m.group("name"))
+            phrase = phrase[4:] if phrase.startswith("the ") else phrase
+            words = phrase.split()
+            if not words or not _distinctive(words[0]) or phrase in FILLER or words[0] in ("new", "newest", "latest"):
+                continue
+            if self._prose_count(phrase) > max(3, self._title_count(phrase)):
+                continue  # "all the scary movies": plain words in this catalog, not "Scary Movie"
+            series = self._series(phrase, dated=False)
+            if sum(self._norm_titles[p].split()[len(words):][:1] in (["movie"], ["film"]) for p in series) * 2 >= len(series):
+                continue  # "the scary movies" are no "Scary Movie 2", nor "the disaster films" "Disaster Movie"
+            if self.popularity is not None and any(self.popularity[p] > 0 for p in series):
+                series = [p for p in series if self.popularity[p] > 0]
+            if len(series) >= 2:
+                out += [Match(self.catalog.items[p].id, 0.9, "series", m.start("name"), m.end("name"), m.group("name"))
+                        for p in sorted(series)]
+        return out
+
+    def _series(self, phrase: str, dated: bool = True) -> list[int]:
+        """Positions of the titles that start with ``phrase`` (after a leading "the"), dated ones only
+        unless ``dated`` is False."""
         self._title_count(phrase)  # builds the normalised titles
         heads = (f" {phrase} ", f" the {phrase} ")
-        return [p for p, title in enumerate(self._norm_titles) if title.startswith(heads) and self.catalog.items[p].year]
+        return [p for p, title in enumerate(self._norm_titles)
+                if title.startswith(heads) and (self.catalog.items[p].year or not dated)]
 
     def _spelled(self, word: str) -> str:
         """A long word no title contains ("babadok", "inceptoin") -> the title word one typo away
@@ -515,8 +543,10 @@ class TitleMatcher:
 
     def _pick_year(self, ids: list[str], surface: str, phrase: str = "") -> str:
         """Several items share the name: the one with the year written after it, else among those
-        whose whole title is the name ("Star Wars (1977)", not "Star Wars: The Clone Wars") the most
-        popular ("Avatar (2009)", not "Avatar (2004)"), else the first."""
+        whose whole title is the name, with or without a leading "the" ("Star Wars (1977)", not "Star
+        Wars: The Clone Wars"), the most popular ("Avatar (2009)", not "Avatar (2004)"; "Godfather":
+        "The Godfather (1972)", not "Godfather (2007)"; the bare name first among equals: "Split" is
+        "Split (2017)", not "The Split (1968)"), else the first."""
         if len(ids) > 1:
             year = re.search(r"\(?((?:19|20)\d\d)\)?$", surface)
             if year:
@@ -525,7 +555,7 @@ class TitleMatcher:
                         return item_id
             names = {i: normalize(_YEAR.sub("", self.catalog.by_id[i].title)) for i in ids}
             whole = ([i for i in ids if names[i] == phrase]  # "Split (2017)" before "The Split (1968)"
-                     or [i for i in ids if names[i] == "the " + phrase])
+                     + [i for i in ids if names[i] == "the " + phrase])
             if whole and self.popularity is not None:
                 position = self.catalog.position
                 return max(whole, key=lambda i: self.popularity[position[i]])  # first of equals
@@ -546,6 +576,12 @@ def _compact(name: str) -> str:
 
 
 _NEWEST = re.compile(r"\b(?:new|newest|latest|most recent)\s+(?P<name>[\w'’&-]+(?:\s+[\w'’&-]+){0,3})", re.I)
+# A whole series named at once: "all the Godfather movies", "he's seen all the harry potter ones", "he has
+# every Thomas set"; after a bare "the", films only ("the Toy Story trilogy", not "the Lego sets": a brand).
+_WHOLE_SERIES = re.compile(
+    r"\b(?:(?P<all>(?:all|both|each|every)(?:\s+one)?\s+(?:of\s+)?(?:the\s+|those\s+)?)|the\s+)"
+    r"(?P<name>[\w'’&:.-]+(?:\s+[\w'’&:.-]+){0,4}?)\s+"
+    r"(?:(?P<kind>ones?|movie|film|sets?|books?|sequels?|games?)|movies|films|series|franchise|trilogy|saga)\b", re.I)
 _NEXT_WORD = re.compile(r"\s+([\w'’-]+)")
 # Words that take a film (or a product) as their object, at the end of the text before a name,
 # possibly with a list between: "loved X", "have you seen X", "favourite movies are X, Y and Z".

@@ -434,16 +434,18 @@ class Ranker:
         are what this ranking already thought, not news of the user's taste, and seeding with them
         let a first list made on little ("something to watch tonight": Star Wars, Jumanji) pull the
         next one off the wish that followed ("we like romantic comedies": The Empire Strikes Back).
-        A recorded human recommender's suggestions (replayed ReDial dialogues) do carry news."""
+        A recorded human recommender's suggestions (replayed ReDial dialogues) do carry news. The
+        films of a series named at once share one film's weight (``DialogueState.naming_shares``)."""
         seeds: dict[int, float] = {}
         pos = self.catalog.position
         if shown_weight:
             for item_id in state.shown:
                 if item_id in pos and item_id not in state.rejected and item_id not in state.own_picks:
                     seeds[pos[item_id]] = shown_weight
+        shares = state.naming_shares()  # a series named at once weighs as one film: "all the Harry Potter movies"
         for item_id, sentiment in state.mentioned.items():
             if sentiment >= 0 and item_id in pos:
-                seeds[pos[item_id]] = 1.0 if sentiment > 0 else 0.7
+                seeds[pos[item_id]] = (1.0 if sentiment > 0 else 0.7) * shares.get(item_id, 1.0)
         for item_id in state.liked:
             if item_id in pos:
                 seeds[pos[item_id]] = 1.0

@@ -110,6 +110,19 @@ class DialogueState:
                 texts[turn] = text
         return texts
 
+    def naming_shares(self) -> dict[str, float]:
+        """Item id -> the share of one naming it got: 1/n for each of the n films one phrase named
+        ("all the Harry Potter movies": 8 films, 1/8 each), the largest over the turns naming it."""
+        shares: dict[str, float] = {}
+        for spans in self.title_spans.values():
+            by_phrase: dict[tuple[int, int], list[str]] = {}
+            for start, end, item_id in spans:
+                by_phrase.setdefault((start, end), []).append(item_id)
+            for ids in by_phrase.values():
+                for item_id in ids:
+                    shares[item_id] = max(shares.get(item_id, 0.0), 1.0 / len(ids))
+        return shares
+
     def to_messages(self) -> list[dict[str, str]]:
         return [m.to_dict() for m in self.messages]
 

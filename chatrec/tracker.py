@@ -140,7 +140,8 @@ _NEG_SENTIMENT = re.compile(rf"\b(?:didn'?t|did not|don'?t|do not|never|wasn'?t|
 _NEGATED_MENTION = re.compile(r"(?<!why )(?<!or )\b(?:no|not|nor|except|excluding|without|avoid|anything but|nothing like|"
                               r"nothing similar to|no more|none of)\s+(?:the\s+)?$", re.I)
 _POS_SENTIMENT = re.compile(r"\b(?:like[sd]?|love[sd]?|loving|enjoy(?:ed|s)?|favou?rite|great|awesome|"
-                            r"amazing|good|fan of|into|adore[sd]?|fun|best)\b", re.I)
+                            r"amazing|good|fan of|into|adore[sd]?|fun|best|excellent|brilliant|fantastic|"
+                            r"wonderful|incredible|hilarious|superb|masterpiece)\b", re.I)
 _OPENERS = "\"'“‘(*_["  # may open a title: quotes, brackets, markdown emphasis
 _CLOSERS = "\"'”’)*_]"  # and close it
 _CLAUSE = re.compile(r"[.!?;]|\bbut\b|\bhowever\b|\bthough\b", re.I)
@@ -188,16 +189,9 @@ _FOLLOW_UP = re.compile(
     r"\bwill (?:check|watch|look)|\bwhat (?:genre|rating|year) is\b|"
     r"\bis (?:it|that|that one|this one) (?:good|scary|funny|worth|any good|for kids|kid)|"
     rf"\b(?:what|how) about (?:the (?:{_NTH})(?: one)?|that one|this one)\s*(?:\?|$)", re.I)
-# A whole series had: "he's seen all the harry potter ones", "we have every Thomas set", "watched all of the Saw films".
-_SEEN_ALL = re.compile(r"\b(?:seen|watched|saw|has|have|got|owns?)\s+(?:all|every|each)(?:\s+of)?(?:\s+the)?\s+"
-                       r"(?P<name>[\w'’&:.-]+(?:\s+[\w'’&:.-]+){0,4}?)\s+(?:ones?|movies?|films?|sets?|books?|series|sequels?|games?)\b",
-                       re.I)
-
-
-def _starts_series(title: str, name: str) -> bool:
-    """Normalised ``title`` is of the series ``name``: "harry potter and the goblet of fire 2005"."""
-    title = title[4:] if title.startswith("the ") else title
-    return title == name or title.startswith(name + " ")
+# "I haven't seen all the Star Wars films": not the series, the film it names
+_NOT_ALL = re.compile(r"(?:n'?t|not|never)\s+(?:\w+\s+)?(?:seen|watched|saw|had|have|got|own(?:ed)?)\s+"
+                      r"(?:all|every|each|both)(?:\s+one)?(?:\s+of)?(?:\s+the|\s+those)?\s*$", re.I)
 
 
 # A question about the suggestions as a group: "does any of them sing?", "are any of those wooden?"
@@ -274,6 +268,10 @@ class Tracker:
         if newest := self.matcher.newest_of_series(text):  # "have you seen the new star wars?": not Star Wars (1977)
             matches = [m for m in matches if not any(m.start < n.end and n.start < m.end for n in newest)] + newest
             matches.sort(key=lambda m: m.start)
+        series = [m for m in self.matcher.whole_series(text) if not _NOT_ALL.search(text, 0, m.start)]
+        if series:  # "all the Godfather movies are great", "he's seen all the harry potter ones": each of them
+            matches = [m for m in matches if not any(m.start < n.end and n.start < m.end for n in series)] + series
+            matches.sort(key=lambda m: m.start)
         self._update_terms(state, text, titles=[(m.start, m.end) for m in matches])
         state.title_spans[state.n_turns - 1] = [(m.start, m.end, m.item_id) for m in matches]
         # "no Hornby" is no wish for Hornby, nor "he already has lots of puzzles" for puzzles
@@ -304,8 +302,6 @@ class Tracker:
                 state.asked.append(match.item_id)
         if named := [m.item_id for m in matches if state.mentioned.get(m.item_id, 0) >= 0]:
             state.last_named = list(dict.fromkeys(named))
-        for item_id in self._series_had(text):  # "he's seen all the harry potter ones"
-            state.mentioned.setdefault(item_id, 0)  # had: not recommended back
         if not matches and self._update_referenced(state, text, about):
             state.wants_more = True  # "he already has the first one": the others, not the same list again
         if not any(state.mentioned[m.item_id] >= 0 for m in matches) and _FOLLOW_UP.search(text):
@@ -335,22 +331,6 @@ class Tracker:
             words = normalize(f"{item.title} {item.description}").split()
             if any(w.startswith(stem) for stem in wanted for w in words):
                 out.append(item_id)
-        return out
-
-    def _series_had(self, text: str) -> list[str]:
-        """Every item of a series the user has seen or owns all of ("seen all the harry potter ones",
-        "he has every Thomas set"): items whose title starts with the name, when two or more do."""
-        out: list[str] = []
-        for m in _SEEN_ALL.finditer(text):
-            if _REF_NEGATED.search(text, max(0, m.start() - 12), m.start()):
-                continue  # "I haven't seen all the Star Wars films"
-            name = normalize(m.group("name"))
-            name = name[4:] if name.startswith("the ") else name
-            if len(name) < 3:
-                continue
-            series = [i.id for i in self.catalog if _starts_series(normalize(i.title), name)]
-            if len(series) >= 2:
-                out += series
         return out
 
     def _update_referenced(self, state: DialogueState, text: str, about: Sequence[str] = ()) -> bool:

@@ -719,3 +719,24 @@ def test_our_own_picks_are_no_seeds_until_the_user_takes_them_up(tmp_path):
     assert "collab" not in ranker.score(mine, w)[1]
     mine.like("e")  # taken up: now it speaks for the user
     assert ranker.score(mine, w)[1]["collab"][c] > 0
+
+
+def test_a_series_named_at_once_weighs_as_much_as_one_film(tmp_path):
+    """ "I love all the Ghost Manor movies, and Laugh Riot": four films in one phrase. Each was a whole
+    seed, so the series' neighbours outweighed the comedy's four to one and buried what else the
+    user liked ("Oh, I love all Harry Potter movies" pushed Raiders of the Lost Ark, asked for
+    before, from 8th to 29th). Now the series shares one film's weight: both neighbours score alike."""
+    rows = [{"id": f"g{n}", "title": f"Ghost Manor {n} (201{n})", "description": "ghost house horror"} for n in range(1, 5)]
+    rows += [{"id": "l", "title": "Laugh Riot (2001)", "description": "silly comedy"},
+             {"id": "b", "title": "Beta Ghost (2016)", "description": "ghost haunted house horror"},
+             {"id": "d", "title": "Delta Laughs (2017)", "description": "silly comedy of errors"}]
+    pairs = [(f"h{n}", i, 5.0) for n in range(3) for i in ("g1", "g2", "g3", "g4", "b")]  # the series' fans
+    pairs += [(f"v{n}", i, 5.0) for n in range(3) for i in ("l", "d")]  # the comedy's
+    w = RankWeights(dense=0.0, lexical=0.0, mentioned=0.0, collab=1.0, popularity=0.0)
+    ranker, tracker = _pipeline(tmp_path, rows, pairs, w)
+    state = DialogueState()
+    tracker.observe(state, Message("user", "I love all the Ghost Manor movies, and Laugh Riot was great"))
+    assert state.mentioned == {"g1": 1, "g2": 1, "g3": 1, "g4": 1, "l": 1}
+    collab = ranker.score(state, w)[1]["collab"]
+    b, d = ranker.catalog.position["b"], ranker.catalog.position["d"]
+    assert collab[b] == pytest.approx(collab[d], rel=0.02)  # was 4 to 1

@@ -531,3 +531,32 @@ def test_the_new_film_of_a_series_and_it_after_asking_about_it(tmp_path):
     tracker.observe(state, Message("user", "I didn't like it much"))
     assert state.rejected == ["m3"]
     assert _observe(tracker, "something new and scary").mentioned == {}
+
+
+def test_a_whole_series_named_at_once_names_each_film_and_a_bare_name_is_the_famous_one(tmp_path):
+    """ "All of the Godfather movies are excellent" named "Godfather (2007)", an obscure namesake,
+    as a neutral mention, and the list then led with The Godfather and its sequels. Now the series is
+    each of its films (namesakes nobody watched aside), "excellent" is praise, and a bare
+    "Godfather" or "Hangover" is the popular film with "The" in front. "The scary movies" are no
+    "Scary Movie" series (in a catalog this small "scary movie" may still read as the one title)."""
+    rows = [{"id": "g1", "title": "The Godfather (1972)", "description": "A mafia family."},
+            {"id": "g2", "title": "The Godfather Part II (1974)", "description": "The family, later."},
+            {"id": "g3", "title": "The Godfather Part III", "description": "The family, last."},
+            {"id": "g0", "title": "Godfather (2007)", "description": "A Hungarian drama."},
+            {"id": "h1", "title": "The Hangover (2009)", "description": "A bachelor party in Vegas."},
+            {"id": "h0", "title": "Hangover (2010)", "description": "A short film."},
+            {"id": "s1", "title": "Scary Movie (2000)", "description": "A spoof."},
+            {"id": "s2", "title": "Scary Movie 2 (2001)", "description": "Another spoof."},
+            {"id": "sp", "title": "Split (2017)", "description": "Twenty-three people."},
+            {"id": "ts", "title": "The Split (1968)", "description": "A heist."}]
+    catalog = load_catalog(write_jsonl(tmp_path / "catalog.jsonl", rows))
+    popularity = [0.0] * len(catalog)
+    for item_id, pop in (("g1", 0.9), ("g2", 0.8), ("g3", 0.5), ("h1", 0.7), ("s1", 0.3), ("s2", 0.2)):
+        popularity[catalog.position[item_id]] = pop
+    tracker = Tracker(catalog, TitleMatcher(catalog, popularity=popularity))
+    assert _observe(tracker, "All of the Godfather movies are excellent").mentioned == {"g1": 1, "g2": 1, "g3": 1}
+    assert _observe(tracker, "I have seen both Godfather films").mentioned == {"g1": 0, "g2": 0, "g3": 0}
+    assert _observe(tracker, "I loved Godfather").mentioned == {"g1": 1}
+    assert _observe(tracker, "Hangover was hilarious").mentioned == {"h1": 1}
+    assert _observe(tracker, "I loved Split").mentioned == {"sp": 1}  # the bare name first among equals
+    assert "s2" not in _observe(tracker, "I like the scary movies").mentioned  # no series named
