@@ -154,7 +154,7 @@ def rank_ids(services, dialogue: Dialogue, k: int) -> list[str]:
     """Ranker-only path (``--model none``): the top ``k`` item ids."""
     state = replay(services, dialogue)
     ranker = services.ranker
-    return [r.item.id for r in ranker.top(*ranker.score(state, ranker.weights), k=k)]
+    return [r.item.id for r in ranker.rank(state, k=k)]
 
 
 def rank_ids_lm(recommender, dialogue: Dialogue, k: int, tally: Tally) -> list[str]:
@@ -171,7 +171,7 @@ def rank_ids_lm(recommender, dialogue: Dialogue, k: int, tally: Tally) -> list[s
     picks = [r.item.id for r in result.recommendations if r.source != "ranker"]
     tally.lm_picks += len(picks)
     state.messages.pop()  # rank the same state the LM saw, without its own reply
-    ranked = [r.item.id for r in s.ranker.top(*s.ranker.score(state, s.ranker.weights), k=k + len(picks))]
+    ranked = [r.item.id for r in s.ranker.rank(state, k=k + len(picks))]
     seen = set(picks)
     return (picks + [i for i in ranked if i not in seen])[:k]
 

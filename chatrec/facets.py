@@ -80,6 +80,9 @@ GENRE_WORDS: dict[str, str] = {
     "drama": r"dramas?|dramatic|tear-?jerkers?|sad|sadder|saddest|emotional|heart-?breaking|heart-?wrenching|"
              r"make me cry|(?:a )?good cry",
 }
+# Between two genre words named as alternatives: "war movies and westerns", "comedy, horror or sci-fi".
+_JOINED = re.compile(r"\s*(?:movies?|films?|ones|flicks?|shows?)?\s*(?:,|/|&|\band\b|\bor\b|,\s*(?:and|or)\b)\s*"
+                     r"(?:(?:also|maybe|even|some|any|good|great|a|an)\s+){0,2}", re.I)
 # The words above that name what a film is about, not how it feels ("zombie movies", not "funny movies"):
 # the tracker keeps them as must-haves too, so that the films about it lead the genre's popular ones.
 GENRE_SUBJECTS = frozenset({"zombie", "slasher", "gangster", "heist", "mafia", "mob", "mobster", "space", "alien",
@@ -223,6 +226,18 @@ class Facets:
                         asked[g] = wanted[g]
                     break
         return asked
+
+    def alternative_genres(self, text: str) -> list[int]:
+        """Genres ``text`` names as alternatives, joined by "and", "or" or a comma: "war movies and
+        westerns", "any comedies or action films?", "horror, comedy or sci-fi" (two or more, else []).
+        Genres stacked on one film are no alternatives: "a romantic comedy", "action comedies", "a
+        funny horror movie", "a cartoon for a 7 year old"."""
+        found = sorted((m.start(), m.end(), g) for g, rx in enumerate(self._genre_words.values()) for m in rx.finditer(text))
+        joined: set[int] = set()
+        for (_, end, g), (start, _, h) in zip(found, found[1:]):
+            if g != h and _JOINED.fullmatch(text[end:start]):
+                joined |= {g, h}
+        return sorted(joined) if len(joined) >= 2 else []
 
     def asked_genre_scores(self, asked: np.ndarray) -> np.ndarray:
         """Per item: the weight of the strongest asked genre (``asked_genres``) it has, else 0."""

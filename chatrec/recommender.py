@@ -110,7 +110,8 @@ class Recommender:
             state.conversation_id = str(uuid.uuid4())
         self.s.tracker.observe(state, Message("user", text))
         scores, signals = self.s.ranker.score(state, self.s.ranker.weights)
-        candidates = self.s.ranker.top(scores, signals, k=max(s.n_candidates, s.n_recommendations))
+        candidates = self.s.ranker.top(scores, signals, k=max(s.n_candidates, s.n_recommendations),
+                                       cover=self.s.ranker.genre_groups(state))
         items = [c.item for c in candidates]
         prompt, raw, status, error = "", "", "ok", None
         backend = self.s.backend

@@ -350,3 +350,38 @@ def test_sad_asks_for_drama_and_the_mood_is_no_search_word(tmp_path):
     assert ranker.top(total, signals, k=1)[0].item.id == "d1"  # not "In the Mood" for its title's words
     assert "lexical" not in signals  # "mood", "tonight": nothing to search for
     assert ranker.facets.wanted_genres(["I don't like sad movies"])[ranker.facets.genre_names.index("drama")] < 0
+
+
+def test_genres_asked_for_as_alternatives_take_turns_in_the_list(tmp_path):
+    """ "Any good westerns or war films?" listed only war films: popularity and the learned priors
+    favour them many times over. Genres asked for as alternatives now take turns; genres stacked on
+    one film ("a romantic comedy") and a taste ("I like war movies and westerns") leave the order."""
+    rows = [{"id": f"w{n}", "title": f"Trench {n} (201{n})", "description": "a story",
+             "attributes": {"genre": ["war"], "year": 2010 + n}} for n in range(4)]
+    rows += [{"id": f"x{n}", "title": f"Saddle {n} (196{n})", "description": "a story",
+              "attributes": {"genre": ["western"], "year": 1960 + n}} for n in range(2)]
+    rows += [{"id": "rc", "title": "Love Hats (2001)", "description": "a story", "attributes": {"genre": ["romance", "comedy"]}},
+             {"id": "r1", "title": "Love Boat (2002)", "description": "a story", "attributes": {"genre": ["romance"]}},
+             {"id": "c1", "title": "Paper Hats (2003)", "description": "a story", "attributes": {"genre": ["comedy"]}}]
+    ranker, tracker = _pipeline(tmp_path, rows, replace(ONLY_FACETS, popularity=RankWeights().popularity))
+    ranker.popularity = np.array([1.0 - n / 10 for n in range(len(rows))], dtype=np.float32)  # war first
+    facets = ranker.facets
+    names = lambda text: [facets.genre_names[g] for g in facets.alternative_genres(text)]  # noqa: E731
+    assert names("any good westerns or war films?") == names("war movies, and westerns") == ["war", "western"]
+    assert names("a romantic comedy") == names("a funny horror movie") == names("a cartoon for my 7 year old") == []
+    top = lambda *texts: [r.item.id for r in ranker.rank(_ranked(ranker, tracker, *texts)[0], k=4)]  # noqa: E731
+    assert top("any good westerns or war films?") == ["w0", "x0", "w1", "x1"]
+    assert top("I like war movies and westerns") == ["w0", "w1", "w2", "w3"]  # a taste
+    assert top("any romantic comedies?")[0] == "rc"
+
+
+def test_covering_gives_each_group_its_turn_and_leaves_a_mixed_list_alone():
+    from chatrec.ranker import covering
+
+    a = np.array([1, 1, 1, 0, 0, 0], dtype=bool)
+    b = np.array([0, 0, 0, 1, 1, 1], dtype=bool)
+    assert covering([0, 1, 2, 3, 4, 5], [a, b], 4) == [0, 3, 1, 4]
+    assert covering([0, 3, 1, 4, 2, 5], [a, b], 6) == [0, 3, 1, 4, 2, 5]  # already taking turns
+    both = np.ones(6, dtype=bool)
+    assert covering([0, 1, 2, 3], [a, both], 3) == [0, 1, 2]  # an item in both counts for both
+    assert covering([0, 1, 2], [a, b], 3) == [0, 1, 2]  # a group with nothing left: the best next
