@@ -214,14 +214,18 @@ class Facets:
         asks for ("any good documentaries?", "I'm looking for a horror movie", "something funny"),
         at their weight there; a taste ("I like comedies", "my wife loves romance") is not an ask."""
         asked = np.zeros_like(wanted)
-        for g, rx in enumerate(self._genre_words.values()):
+        words = list(self._genre_words.values())
+        for g, rx in enumerate(words):
             if wanted[g] <= 0:
                 continue
             for text in reversed(texts):
                 starts = [m.start() for m in rx.finditer(text)]
                 if starts:
+                    bare = text  # the other genres' words blanked: "a funny horror movie" is little else too
+                    for other in (o for h, o in enumerate(words) if h != g and wanted[h] > 0):
+                        bare = other.sub(lambda m: " " * len(m.group()), bare)
                     if any((_ASK_BEFORE.search(text[max(0, i - 40):i])
-                            or (_OPENING_ASK.fullmatch(text[:i]) and _CLOSING_ASK.fullmatch(text[i:])))
+                            or (_OPENING_ASK.fullmatch(bare[:i]) and _CLOSING_ASK.fullmatch(bare[i:])))
                            and not _NEG_BEFORE.search(text[max(0, i - 40):i]) for i in starts):
                         asked[g] = wanted[g]
                     break
@@ -239,11 +243,24 @@ class Facets:
                 joined |= {g, h}
         return sorted(joined) if len(joined) >= 2 else []
 
-    def asked_genre_scores(self, asked: np.ndarray) -> np.ndarray:
-        """Per item: the weight of the strongest asked genre (``asked_genres``) it has, else 0."""
+    def asked_genre_scores(self, asked: np.ndarray, together: bool = False) -> np.ndarray:
+        """Per item: the weight of the strongest asked genre (``asked_genres``) it has, else 0;
+        ``together`` (genres asked of one film, "a funny horror movie"): the weighted share of them
+        it has, so that horror comedies lead plain horror."""
         if not asked.any():
             return np.zeros(self.n_items, dtype=np.float32)
+        if together:
+            return (self.genres @ asked / (asked > 0).sum()).astype(np.float32)
         return (self.genres * asked[None, :]).max(axis=1).astype(np.float32)
+
+    def stacked_genres(self, texts: Sequence[str]) -> bool:
+        """Whether the latest of ``texts`` that speaks of genres asks for two or more of one film ("a
+        funny horror movie", "any romantic comedies?"), not as alternatives ("westerns or war films")."""
+        for text in reversed(texts):
+            said = {g for g, rx in enumerate(self._genre_words.values()) if rx.search(text)}
+            if said:
+                return len(said) >= 2 and not self.alternative_genres(text)
+        return False
 
     def audience_scores(self, wanted: np.ndarray) -> np.ndarray | None:
         """1 for each item that has none of the genres made for the audience asked for ("something

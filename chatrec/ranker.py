@@ -280,10 +280,12 @@ class Ranker:
             unsuited = self.facets.audience_scores(wanted)
             if w.audience and unsuited is not None:
                 out["audience"] = -w.audience * unsuited
-            asked = self.facets.asked_genres(self._wishes(state), wanted)
+            wishes = self._wishes(state)
+            asked = self.facets.asked_genres(wishes, wanted)
             if w.genre_asked and asked.any():  # "a comedy for my daughters": only comedies made for them
                 suited = 1.0 if unsuited is None else (unsuited == 0).astype(np.float32)
-                out["genre_asked"] = w.genre_asked * self.facets.asked_genre_scores(asked) * suited
+                together = self.facets.stacked_genres(wishes)  # "a funny horror movie": horror comedies
+                out["genre_asked"] = w.genre_asked * self.facets.asked_genre_scores(asked, together) * suited
         if w.named_credits and self.facets.has_credits:
             named = self.facets.named_credit_scores(self._people(state, w.turn_decay))
             if named.any():

@@ -385,3 +385,21 @@ def test_covering_gives_each_group_its_turn_and_leaves_a_mixed_list_alone():
     both = np.ones(6, dtype=bool)
     assert covering([0, 1, 2, 3], [a, both], 3) == [0, 1, 2]  # an item in both counts for both
     assert covering([0, 1, 2], [a, b], 3) == [0, 1, 2]  # a group with nothing left: the best next
+
+
+def test_genres_asked_of_one_film_lead_with_the_films_that_have_them_all(tmp_path):
+    """ "a funny horror movie" was no ask (the message is little else, but it holds two genre words),
+    and an ask for two genres lifted every film of either: popular plain horror led the horror
+    comedies. Now it is an ask, and genres asked of one film count by the share a film has."""
+    rows = [{"id": "h", "title": "Dark Stair (2017)", "description": "a story", "attributes": {"genre": ["horror"]}},
+            {"id": "hc", "title": "Dead Funny (2004)", "description": "a story", "attributes": {"genre": ["horror", "comedy"]}},
+            {"id": "c", "title": "Paper Hats (2003)", "description": "a story", "attributes": {"genre": ["comedy"]}}]
+    ranker, tracker = _pipeline(tmp_path, rows, replace(ONLY_FACETS, popularity=0.7))
+    ranker.popularity = np.array([1.0, 0.5, 0.0], dtype=np.float32)
+    facets = ranker.facets
+    asked = lambda *texts: {g for g, v in zip(facets.genre_names, facets.asked_genres(texts, facets.wanted_genres(texts))) if v > 0}  # noqa: E731
+    assert asked("a funny horror movie") == asked("scary comedies?") == {"comedy", "horror"}
+    assert facets.stacked_genres(["a funny horror movie"]) and not facets.stacked_genres(["horror or comedy?"])
+    top = lambda *texts: [r.item.id for r in ranker.rank(_ranked(ranker, tracker, *texts)[0], k=3)]  # noqa: E731
+    assert top("a funny horror movie") == ["hc", "h", "c"]
+    assert top("any good horror or comedy movies?")[:2] == ["h", "hc"]  # alternatives: the popular one may lead
