@@ -473,6 +473,10 @@ class TitleMatcher:
             self._doc_freq = counts
         return self._doc_freq[word]
 
+    def titles_with(self, phrase: str) -> int:
+        """How many catalog titles name ``phrase`` (normalised, whole words)."""
+        return self._title_count(normalize(phrase))
+
     def items_with(self, phrase: str) -> int:
         """How many catalog items name ``phrase`` (normalised, whole words) in their title or description."""
         return self._title_count(phrase) + self._prose_count(phrase)

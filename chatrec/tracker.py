@@ -114,6 +114,11 @@ _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? t
 _TOPIC = (re.compile(r"\b([a-z][\w'-]*)\s+(?:movies?|films?|flicks?)\b", re.I),
           re.compile(r"\b(?:movies?|films?|flicks?|something|anything|one)\s+about\s+(?:an?\s+|some\s+|the\s+)?"
                      r"([a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)", re.I))
+# What someone loves, in a shop: "she loves unicorns", "he's really into dinosaurs", "a unicorn toy". ``Tracker._topic`` decides which words count; a word no item uses is kept so the reply says so.
+_INTEREST = (re.compile(r"\b(?:loves?|adores?|(?:is|are|'s|'re|am|i'm|im)\s+(?:really\s+|very\s+|so\s+)?"
+                        r"(?:into|obsessed with|crazy about|mad about|fond of)|obsessed with|crazy about|mad about)\s+"
+                        r"(?:all things\s+)?(?P<term>[a-z][\w'-]*)\b(?!\s+(?:movies?|films?|flicks?|and|or)\b)", re.I),
+             re.compile(r"\b(?:an?|some)\s+(?P<term>[a-z][\w'-]*)\s+(?:toys?|gifts?|presents?)\b", re.I))
 _NOT_TOPICS = frozenset("""old classic classics fun bad popular famous underrated overrated cheesy weird indie foreign
 short long english american british cult true real happy dark light cute sweet serious intense smart clever deep
 boring big little adult adults teen teens teenage tv disney pixar marvel dc netflix hollywood bollywood top
@@ -123,6 +128,11 @@ crazy wild girly girlie friendly filled packed pack whole entire late early nigh
 easy hard quick slow strange epic iconic guy guys girl girls life people person genre style series sequel sequels
 remake remakes version versions franchise trilogy childrens kiddie two three four five six ten date lead""".split())
 _GENRE_WORD_RX = [re.compile(rf"(?:{pattern})\b", re.I) for pattern in (*GENRE_WORDS.values(), *GENRE_WORDS)]
+# "that isn't a horror", "ones that aren't plush": refuses a genre, a kind of item or a word of a shop's titles
+# only ("isn't sold out", and a question, "Isn't Anthony Hopkins the greatest?", refuse nothing)
+_ISNT = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:isn'?t|aren'?t|is not|are not)\s+(?:an?\s+)?(?P<term>[\w'-]+)", re.I)
+# The genres a film is of, not an audience a person may be ("I am not a kid" refuses nothing)
+_KIND_OF_FILM_RX = [re.compile(rf"(?:{pattern})\b", re.I) for g, pattern in GENRE_WORDS.items() if g != "family"]
 _SUBJECTS = GENRE_SUBJECTS | {w + "s" for w in GENRE_SUBJECTS}
 # Words after "not"/"no" that say how the user is or what they do, not what to leave out.
 _NOT_REFUSED = frozenset("""picky fussy fussed bothered sure sorry certain used matter matters shame lot lots either
@@ -250,6 +260,9 @@ class Tracker:
         self.category_words = _category_words(catalog)
         self.category_heads = _category_heads(self.category_words)
         self._kinds = set().union(*self.category_words.values())  # words that name a kind of item
+        # A shop's catalog (prices): "she loves unicorns" tells what to look for. In a film catalog what
+        # people love is films, people and genres, read elsewhere ("I love romace" is a typo, not a topic).
+        self._shop = any(item.price is not None for item in catalog)
 
     def observe(self, state: DialogueState, message: Message) -> None:
         """Append ``message`` to the state and update what we know from it."""
@@ -407,14 +420,22 @@ class Tracker:
             if term and not _has(prefs.exclude, term):
                 prefs.exclude.append(term)
                 prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term.lower()]
+        for m in _ISNT.finditer(text):  # "something that isn't a horror", "one that isn't plush"
+            term = normalize(m.group("term"))
+            kind = _stem(term) in self._kinds or (self._shop and self.matcher.titles_with(term) >= 3 and _refusable(term))
+            if (kind or any(rx.fullmatch(term) for rx in _KIND_OF_FILM_RX)) and not _has(prefs.exclude, term):
+                refused.append(m.span())
+                prefs.exclude.append(term)
+                prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term]
         for m in _NEGATION.finditer(text):
             refused.append(m.span())
             if any(lo <= m.start("term") < hi for lo, hi in titles):
                 continue
             term = _clean_term(m.group("term"), self.matcher.is_person)
-            if term and m.group("article") and (not any(_stem(w) in self._kinds for w in term.split())
-                                                or _SELF.search(text, 0, m.start())):
-                continue  # "not a puzzle" refuses a kind of product; "I'm not a kid", "not a lot of" nothing
+            genre = term is not None and any(rx.fullmatch(term.split()[0]) for rx in _KIND_OF_FILM_RX)
+            if term and m.group("article") and not genre and (not any(_stem(w) in self._kinds for w in term.split())
+                                                              or _SELF.search(text, 0, m.start())):
+                continue  # "not a puzzle", "isn't a horror" refuse; "I'm not a kid", "not a lot of" nothing
             if term and not _refusable(term, self.matcher.is_person):
                 continue  # "I'm not picky", "no matter the genre", "they are not making movies like that"
             if term and not _has(prefs.exclude, term):
@@ -431,6 +452,14 @@ class Tracker:
                 prefs.topic_turns[term] = state.n_turns - 1
             elif term in prefs.topic_turns:  # asked again: fresh
                 prefs.topic_turns[term] = state.n_turns - 1
+        for m in (m for rx in _INTEREST for m in rx.finditer(text) if self._shop):  # "she loves unicorns"
+            if any(lo <= m.start("term") < hi for lo, hi in (*refused, *titles)) or not m.group("term").islower():
+                continue  # "he loves Lego", "loves Frozen": a brand or a title, read elsewhere
+            term = self._topic(m.group("term"), text[m.start("term"):m.end()], unknown=True)
+            if term and not self.matcher.is_person(term) and not _has(prefs.exclude, term):
+                if not _has(prefs.must_have, term):
+                    prefs.must_have.append(term)
+                prefs.topic_turns[term] = state.n_turns - 1
         for m in _MUST.finditer(text):
             if any(lo <= m.start(1) < hi for lo, hi in (*refused, *titles)):
                 continue  # "nothing with zombies" refuses zombies; "Friends with Benefits" is a title
@@ -442,10 +471,12 @@ class Tracker:
             if term and not _has(prefs.must_have, term) and not _has(prefs.exclude, term):
                 prefs.must_have.append(term)
 
-    def _topic(self, raw: str, phrase: str) -> str | None:
+    def _topic(self, raw: str, phrase: str, unknown: bool = False) -> str | None:
         """What "zombie movies" or "a film about time travel" asks the films to be about: one or two
         words that are no genre's word for how films feel ("funny", "scary", "sci-fi", "chick flick"), no
-        chat word ("good", "fantastic", "night") and that some of the catalog's items, but not many, use."""
+        chat word ("good", "fantastic", "night") and that some of the catalog's items, but not many, use.
+        ``unknown``: also a word of 4+ letters that one item at most uses ("she loves unicorns" in a shop
+        with none), for the reply to say when it found nothing (``prompts.missing_must_haves``)."""
         if any(rx.match(phrase) for rx in _GENRE_WORD_RX) and normalize(raw).split()[0] not in _SUBJECTS:
             return None  # "sci-fi movies" is the genre; "zombie movies" a subject too
         words = normalize(raw).split()
@@ -457,6 +488,8 @@ class Tracker:
         term = " ".join(words)
         count = self.matcher.items_with if len(words) > 1 else self.matcher.doc_freq
         used = max(count(term), count(singular(term)))  # "sharks": plots say "a shark"
+        if unknown and used < 2 and len(words) == 1 and len(term) >= 4 and term.isalpha() and not term.endswith("ing"):
+            return term  # (almost) nothing has it: the reply owns up to it when the list lacks it
         if words[0] not in _SUBJECTS and not 2 <= used <= max(20, 0.02 * len(self.catalog)):
             return None  # a typo ("horroe"), or a word of every other plot ("life", "time")
         return term

@@ -560,3 +560,48 @@ def test_a_whole_series_named_at_once_names_each_film_and_a_bare_name_is_the_fam
     assert _observe(tracker, "Hangover was hilarious").mentioned == {"h1": 1}
     assert _observe(tracker, "I loved Split").mentioned == {"sp": 1}  # the bare name first among equals
     assert "s2" not in _observe(tracker, "I like the scary movies").mentioned  # no series named
+
+
+def test_what_a_child_loves_is_looked_for_in_a_shop_and_said_when_nothing_has_it(make_services, small_catalog_path):
+    """ "she's 6 and loves unicorns" was heard as an age only: the list was gel pens and a Star Wars
+    calendar, passed off as picks for her. In a shop's catalog what someone loves is a must-have;
+    one that no item (or one) mentions is kept, so the reply says it found nothing with it."""
+    from chatrec.recommender import Recommender
+
+    services = make_services(small_catalog_path)
+    state = DialogueState()
+    services.tracker.observe(state, Message("user", "a gift for my nephew, he's really into trains"))
+    assert state.prefs.must_have == ["trains"]
+    state = DialogueState()
+    result = Recommender(services).run_turn(state, "hi, a present for my niece, she's 6 and loves unicorns")
+    assert state.prefs.must_have == ["unicorns"]
+    assert result.reply.startswith("I found nothing that mentions unicorns; the closest picks I have")
+    state = DialogueState()
+    services.tracker.observe(state, Message("user", "a mermaid toy please"))
+    assert state.prefs.must_have == ["mermaid"]
+    state = DialogueState()
+    services.tracker.observe(state, Message("user", "he loves Lego and she loves drawing"))
+    assert state.prefs.must_have == []  # a brand (capitalised) is read elsewhere; -ing words are no rare topic
+
+
+def test_in_a_film_catalog_what_people_love_is_films_people_and_genres(tmp_path):
+    """ "hi i love romace" (a typo of romance) and "I love ben stiller" are no topics of films."""
+    tracker = _tracker(tmp_path, MOVIES)
+    for text in ("hi i love romace", "I love ben stiller funny guy", "i love mocumentaries"):
+        assert _observe(tracker, text).prefs.must_have == [], text
+
+
+@pytest.mark.parametrize("text, excluded", [
+    ("something that isn't a horror", ["horror"]),
+    ("I'm not a horror fan", ["horror"]),
+    ("not a comedy please", ["comedy"]),
+    ("a cartoon that isn't scary", ["scary"]),
+    ("I am not a kid", []),  # an audience a person may be, not a kind of film
+    ("Isn't Anthony Hopkins the greatest?", []),  # a question, and a person
+    ("I'm waiting till the theater isn't sold out", []),
+])
+def test_a_genre_refused_with_an_article_or_isnt_is_excluded(tmp_path, text, excluded):
+    """ "something that isn't a horror" listed It and Get Out first: "isn't" refused nothing, and "not
+    a comedy" was read like "not a kid". A genre refused that way is now an exclusion."""
+    rows = MOVIES + [{"id": "mh", "title": "Anthony Hopkins (2010)", "attributes": {"star": ["Anthony Hopkins"]}}]
+    assert _observe(_tracker(tmp_path, rows), text).prefs.exclude == excluded
