@@ -166,6 +166,9 @@ _WANTS = re.compile(r"\b(?:want(?:s|ed)? to|would like to|'d like to|wanna|plan(
 _UNSEEN_BEFORE = re.compile(rf"(?<!who )(?<!who's )(?:{_NOT_SEEN.pattern}|{_WANTS.pattern}|\bheard(?: that| about)?)"
                             r"(?:\s+(?:yet|either|the|a|an|original|first|new|old|movie|film))*$", re.I)
 _UNSEEN_AFTER = re.compile(r"\s*(?:\(\d{4}\)\s*)?(?:is|are|'s)\s+(?:on|in)\s+my\s+(?:\w+\s+)?(?:list|queue)\b", re.I)
+# The reason an item is refused is that it was seen: "not Training Day, I've seen it", "no Up, we watched that"
+_SEEN_IT = re.compile(r"\b(?:i'?ve|i have|we'?ve|we have|already|i|we)\s+(?:already\s+|both\s+)?(?:seen|watched|saw)\b"
+                      r"(?!\s+(?:it|that|them)\s+(?:and|but)\s+(?:hated|disliked))", re.I)
 _AGAIN = re.compile(r"\b(?:again|once more|re-?watch(?:ing)?)\b", re.I)
 # A question about the item itself ("did you like X?", "is X any good?"), unlike a reference ("like X").
 _REFERENCE = re.compile(r"\b(?:like[sd]?|similar to|such as|as good as|same as|lines of|kind of|sort of|type of|"
@@ -604,7 +607,10 @@ def mention_sentiment(text: str, start: int, end: int) -> int:
     """+1, -1 or 0 for how the clause around text[start:end] speaks of the item."""
     clause = _clause(text, start, end)
     opening = len(text[:start].rstrip(_OPENERS))  # 'no "Get Out"' is "no Get Out"
-    if _NEGATED_MENTION.search(text, 0, opening) or _NEG_SENTIMENT.search(clause):
+    if _NEGATED_MENTION.search(text, 0, opening) and not _NEG_SENTIMENT.search(clause):
+        # "not Training Day, I've seen it": had, not disliked (its neighbours are no worse for it)
+        return 0 if _SEEN_IT.search(text, end, _clause_bounds(text, start, end)[1]) else -1
+    if _NEG_SENTIMENT.search(clause):
         return -1
     if _POS_SENTIMENT.search(clause):
         return 1

@@ -392,7 +392,8 @@ def test_what_the_user_says_of_the_suggestion_they_refer_to(tmp_path, suggested,
 def test_a_film_refused_by_its_title_is_rejected_not_excluded_as_a_word(tmp_path):
     frozen = {"id": "f1", "title": "Frozen (2013)", "category": "movie", "description": "Elsa's ice powers."}
     state = _observe(_tracker(tmp_path, MOVIES + [frozen]), "not Frozen (2013), we've seen it a hundred times")
-    assert (state.rejected, state.prefs.exclude) == (["f1"], [])  # "frozen" as a word would filter plots
+    # "frozen" as a word would filter plots; seen, the film is had (never shown again), not disliked
+    assert (state.mentioned, state.prefs.exclude) == ({"f1": 0}, [])
 
 
 def test_toy_items_liked_and_rejected(tmp_path):
@@ -605,3 +606,18 @@ def test_a_genre_refused_with_an_article_or_isnt_is_excluded(tmp_path, text, exc
     a comedy" was read like "not a kid". A genre refused that way is now an exclusion."""
     rows = MOVIES + [{"id": "mh", "title": "Anthony Hopkins (2010)", "attributes": {"star": ["Anthony Hopkins"]}}]
     assert _observe(_tracker(tmp_path, rows), text).prefs.exclude == excluded
+
+
+@pytest.mark.parametrize("text, sentiment, rejected", [
+    ("not Get Out, I've seen it", 0, []),
+    ("not Get Out, we watched that last week", 0, []),
+    ("not Get Out, it was boring", -1, ["m5"]),
+    ("no Get Out, I already saw it and hated it", -1, ["m5"]),
+    ("no Get Out please", -1, ["m5"]),
+])
+def test_an_item_refused_because_it_was_seen_is_had_not_disliked(tmp_path, text, sentiment, rejected):
+    """ "not Training Day, I've seen it" rejected Training Day as disliked, and its neighbours sank:
+    Get Out came third for "a thriller with Denzel Washington". Seen is had: never shown again,
+    nothing demoted for it."""
+    state = _observe(_tracker(tmp_path, MOVIES), text)
+    assert state.mentioned == {"m5": sentiment} and state.rejected == rejected
