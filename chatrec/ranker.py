@@ -660,15 +660,16 @@ def one_listing_each(ordered: Iterable[int], listings: Mapping[int, Sequence[int
 
 def informative_texts(state: DialogueState) -> list[str]:
     """The user's turns that say something searchable (the items they name, excluded terms, budgets,
-    ages, refused eras and spans of years removed: "nothing too old" must not search for "old", nor
-    "from the last 10 years" for "years"), oldest first."""
+    ages, durations, refused eras and spans of years removed: "nothing too old" must not search for
+    "old", "from the last 10 years" for "years", nor "under an hour" for "hour"), oldest first."""
     texts = [_searchable(t, state.prefs.exclude) for t in state.said(titles=False)]
     return [t for t in texts if content_words(t)]
 
 
 def _searchable(text: str, exclude: list[str]) -> str:
     text = " ".join(s for s in _SENTENCE.split(text) if not ROLE_ASK.search(s))  # "what else did that director make?"
-    return _NEGATED_WORD.sub(" ", _SPAN.sub(" ", _ERA_REFUSED.sub(" ", _without(without_age(without_budget(text)), exclude))))
+    text = _without(without_age(without_budget(_DURATION.sub(" ", text))), exclude)
+    return _NEGATED_WORD.sub(" ", _SPAN.sub(" ", _ERA_REFUSED.sub(" ", text)))
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -740,6 +741,10 @@ _SPAN = re.compile(
     rf"|\b(?:before|pre-?|older than|earlier than)\s*(?P<before>{_YEAR_NUMBER})\b", re.I)
 # A word refused is no search word: "nothing too scary please" must not search for "scary" (nor find
 # the requests of people who wanted something scary).
+# How long it lasts, which the catalog's words cannot check: "under an hour", "play in 20 minutes", "2 hours long"
+_DURATION = re.compile(r"\b(?:(?:under|less than|within|at most|no more than|about|around|over|more than|in|for|"
+                       r"takes?|lasts?|play(?:ed|s)? in)\s+)?(?:an?|one|two|three|half an?|a couple of|\d+(?:\.\d+)?)"
+                       r"[\s-]*(?:hours?|hrs?|minutes?|mins?)\b(?:\s+(?:long|max|or (?:less|so)|to play|tops))?", re.I)
 _NEGATED_WORD = re.compile(r"\b(?:no|not|nothing|none|without|never|avoid|non)[\s-]+(?:(?:too|that|so|very|really|overly|"
                            r"particularly|any|anything|something|a bit|a|an|the)\s+){0,2}[\w'-]+", re.I)
 # "not from the 80s", "maybe not any films from the 80's", "too old"; not "nothing too violent from the 80s"

@@ -167,6 +167,23 @@ def test_the_films_named_are_no_search_words(tmp_path):
     assert state.said()[1] == "not Beta Ghost, I have seen it"  # the messages themselves are kept
 
 
+@pytest.mark.parametrize("text, left", [
+    ("nothing too long, under an hour", []),
+    ("a game we can play in 20 minutes", ["a game we can"]),
+    ("a film under 90 mins with ghosts", ["a film with ghosts"]),
+    ("under £20 and half an hour tops", []),
+])
+def test_how_long_it_lasts_is_no_search_word(tmp_path, text, left):
+    """ "nothing too long, under an hour" searched for "hour", and "a film under 90 mins" read "under
+    90" as a budget and searched for "mins": the list drifted to whatever mentions hours. The catalog
+    cannot check how long things last: such words are no query (and no budget)."""
+    ranker, tracker = _pipeline(tmp_path, FILMS)
+    state = DialogueState()
+    tracker.observe(state, Message("user", text))
+    assert [" ".join(t.split()) for t in informative_texts(state)] == left
+    assert state.prefs.max_price == (20.0 if "£20" in text else None)
+
+
 def test_collaborative_signal_follows_interactions(tmp_path):
     # users who liked Epsilon Space also liked Gamma Laughs: CF must lift it above content neighbours
     pairs = [(f"u{n}", "e", 5.0) for n in range(5)] + [(f"u{n}", "c", 5.0) for n in range(5)] + [("x", "f", 5.0)]
