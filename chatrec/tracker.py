@@ -324,6 +324,8 @@ class Tracker:
             # not what the user already said they liked: "like Transporter 3" then "I have not watched
             # that" after "Transporter 3 was intense! How about Rogue Nation?" asks about Rogue Nation
             state.asked = [i for i in state.last_shown if i not in state.rejected and state.mentioned.get(i, 0) <= 0]
+            if len(about) == 1 and about[0] in state.asked:  # "what's Blockers about?" ... "sounds fun!": Blockers
+                state.asked = list(about)
             if m := _ORDINAL.search(text):  # "what is the second one about?": that one
                 picked = [i for i in _nth(state.last_shown, m.group(1)) if i not in state.rejected]
                 state.asked = picked or state.asked

@@ -621,3 +621,20 @@ def test_an_item_refused_because_it_was_seen_is_had_not_disliked(tmp_path, text,
     nothing demoted for it."""
     state = _observe(_tracker(tmp_path, MOVIES), text)
     assert state.mentioned == {"m5": sentiment} and state.rejected == rejected
+
+
+def test_sounds_good_after_asking_about_one_of_the_list_is_about_that_one(tmp_path):
+    """ "what's Get Out about?", a reply describing it over a list of three, then "sounds fun, thanks!":
+    the reply described all three. The film asked about is the one that sounds fun."""
+    tracker = _tracker(tmp_path, MOVIES)
+    state = DialogueState()
+    tracker.observe(state, Message("assistant", "Try Get Out (2017), The Shining (1980) or It Follows (2014)."))
+    tracker.observe(state, Message("user", "what's Get Out about?"))
+    assert state.asked == ["m5"]
+    tracker.observe(state, Message("assistant", "Get Out (2017): a visit. Also The Shining (1980), It Follows (2014)."))
+    tracker.observe(state, Message("user", "sounds fun, thanks!"))
+    assert state.asked == ["m5"]
+    fresh = DialogueState()
+    tracker.observe(fresh, Message("assistant", "Try Get Out (2017), The Shining (1980) or It Follows (2014)."))
+    tracker.observe(fresh, Message("user", "sounds fun!"))
+    assert fresh.asked == ["m5", "m6", "m2"]  # nothing asked about before: the list
