@@ -725,7 +725,8 @@ _OLDER_AUDIENCE = re.compile(
 _AGE = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ]?"
                   r"(?:(?:years?|yrs?|months?)[- ]?)?old\b", re.I)
 # Asks for something new; not "I recently saw X" or "I watched it in theaters".
-_NEW = re.compile(r"\b(?:recent(?!ly)|latest|newer|brand new|new releases?|just released|this year'?s|"
+_NEW = re.compile(r"\b(?:recent(?!ly)|latest|newer|brand new|new releases?|just released|this year'?s|last year'?s|"
+                  r"(?:from|of|made) (?:this|last|the (?:last|past)) year\b|"
                   r"(?:came|come|coming) out (?:recently|lately|this year)|released (?:recently|lately|this year)|"
                   r"(?:now|currently|still) (?:playing )?in theat(?:er|re)s)\b", re.I)
 _NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "

@@ -374,6 +374,9 @@ def test_items_the_user_asks_about_lead_instead_of_being_filtered(tmp_path):
     ("a silly comedy, 2010 or later", "d"),
     ("a silly comedy from the 2010s", "d"),
     ("I watched a silly comedy last year", None),  # when they watched
+    ("any good silly comedies from this year?", "d"),  # listed Die Hard (1988) third
+    ("a silly comedy made last year", "d"),
+    ("I saw a silly comedy in a drive in last year", None),
     ("a silly comedy, maybe not any films from the 90's though", None),
     ("a silly comedy, nothing too violent from the 90s", "c"),  # "too violent" refuses no decade
 ])
