@@ -517,6 +517,16 @@ class Tracker:
         found = self._category_in(text)
         return found[0] if found else None
 
+    def _titles_say(self, category: str, word: str) -> bool:
+        """Whether most of the category's items have ``word`` in their titles: it is a kind of that
+        ("Jigsaws": "... Jigsaw Puzzle (1000 Pieces)"), not a subject of it ("Dinosaurs")."""
+        titles = self.__dict__.setdefault("_category_titles", {})
+        if not titles:
+            for item in self.catalog:
+                if item.category:
+                    titles.setdefault(item.category, []).append(normalize(item.title))
+        return _titles_say_share(titles.get(category, []), word) >= 0.5
+
     def _category_in(self, text: str) -> tuple[str, str | None] | None:
         """``detect_category``'s pick as (category, the word of another category qualifying it), where a
         noun that names one kind qualifies the next one's ("a dinosaur puzzle" is a puzzle, of dinosaurs)."""
@@ -534,11 +544,17 @@ class Tracker:
         best = max(found, key=lambda c: found[c][0])
         head = [c for c, (_, at) in found.items() if c != best and max(found[best][1]) + 1 in at
                 and not found[best][1] & at]
-        if head:  # "a dinosaur puzzle": Puzzles, not Dinosaurs
-            best = max(head, key=lambda c: found[c][0])
+        if head and not self._titles_say(best, words[max(found[best][1]) + 1]):
+            best = max(head, key=lambda c: found[c][0])  # "a dinosaur puzzle": Puzzles, not Dinosaurs
+            # but "a jigsaw puzzle" is a jigsaw: most Jigsaws' titles say "puzzle"
         before = min(found[best][1]) - 1  # and the dinosaurs (or the trains of "a train puzzle") a must-have
         qualifies = any(before in at for c, (_, at) in found.items() if c != best)
         return best, words[before] if qualifies and not found[best][1] & {before} else None
+
+
+def _titles_say_share(titles: Sequence[str], word: str) -> float:
+    stem = _stem(word)
+    return sum(any(_stem(w) == stem for w in t.split()) for t in titles) / len(titles) if titles else 0.0
 
 
 def _filters(state: DialogueState) -> tuple:

@@ -174,6 +174,19 @@ def test_a_kind_named_before_another_qualifies_it(tmp_path, text, category, must
     assert (prefs.category, prefs.must_have) == (category, must_have)
 
 
+def test_a_kind_whose_items_are_called_by_the_next_word_is_that_kind(tmp_path):
+    """ "A 1000 piece jigsaw puzzle for my gran" (the app's own example) picked "3-D Puzzles" with
+    "jigsaw" a must-have: a noun before another qualifies it, as in "a train puzzle". But most
+    jigsaws' titles say "puzzle": a jigsaw puzzle is a jigsaw."""
+    rows = SMALL_CATALOG + [{"id": f"j{n}", "title": f"Seaside {n} Jigsaw Puzzle (1000 Pieces)", "category": "Jigsaws",
+                             "price": 9.0} for n in range(3)]
+    tracker = _tracker(tmp_path, rows)
+    prefs = _observe(tracker, "A 1000 piece jigsaw puzzle for my gran").prefs
+    assert (prefs.category, prefs.must_have) == ("Jigsaws", [])
+    prefs = _observe(tracker, "a train puzzle").prefs
+    assert (prefs.category, prefs.must_have) == ("Puzzles", ["train"])  # no train's title says puzzle
+
+
 def test_a_reaction_that_sounds_good_asks_for_no_sound_toys(tmp_path):
     rows = SMALL_CATALOG + [{"id": "s1", "title": "Cow Sounder", "category": "Sound Toys", "price": 3.0}]
     tracker = _tracker(tmp_path, rows)
