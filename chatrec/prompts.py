@@ -30,11 +30,11 @@ CURRENCY = "£"
 # Variables each top-level template may use (includes are checked with their parent).
 TEMPLATE_VARS: dict[str, set[str]] = {
     "system.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
-                  "context_after_history", "shared_category", "has_prices"},
+                  "context_after_history", "shared_category", "has_prices", "missing"},
     "reply_none.j2": {"items", "asked", "pick", "state", "currency", "first_turn", "has_prices", "has_categories",
                       "knows_nothing", "missing", "off_category", "no_others"},
     "turn.j2": {"candidates", "state", "open", "close", "currency", "liked_titles", "rejected_titles",
-                "context_after_history", "shared_category"},
+                "context_after_history", "shared_category", "missing"},
     "reply_prefix.j2": {"candidates", "state", "open", "close"},
 }
 
@@ -102,7 +102,8 @@ class PromptBuilder:
             candidates=[_item_view(c) for c in candidates], state=state.summary(), open=self.open,
             close=self.close, currency=CURRENCY, liked_titles=self._titles(state.summary()["liked"]),
             rejected_titles=self._titles(state.rejected), context_after_history=self.context_after_history,
-            shared_category=shared or None, has_prices=self.has_prices).strip()
+            shared_category=shared or None, has_prices=self.has_prices,
+            missing=missing_must_haves(state, candidates)).strip()
 
     def reply_prefix(self, state: DialogueState, candidates: Sequence[Item]) -> str:
         """The pre-filled opening of the LM's reply (``reply_prefix.j2``), e.g. ``"1. [["``."""

@@ -139,6 +139,20 @@ def test_a_must_have_no_item_mentions_is_owned_up_to(catalog):
     assert "nothing that mentions" not in builder.none_reply(state, [catalog.by_id["t3"]])
 
 
+def test_the_lm_is_told_when_no_candidate_has_what_the_user_asked_for(catalog):
+    """With an LM, "she loves unicorns" reached the prompt as a must-have only, beside candidates none
+    of which mentions unicorns: nothing stopped the LM from calling a gel pen a unicorn gift."""
+    state = DialogueState(messages=[Message("user", "she loves unicorns")])
+    state.prefs.must_have = ["unicorns"]
+    builder = PromptBuilder(catalog)
+    line = "- no candidate mentions unicorns: say so, and never claim an item has it"
+    assert line in builder.system_prompt(state, [catalog.by_id["t3"], catalog.by_id["d2"]])
+    assert line in PromptBuilder(catalog, context_after_history=True).turn_context(state, [catalog.by_id["t3"]])
+    state.prefs.must_have = ["engine"]
+    state.messages[0] = Message("user", "anything with an engine?")
+    assert "no candidate mentions" not in builder.system_prompt(state, [catalog.by_id["t3"]])
+
+
 def test_a_catalog_without_prices_is_not_asked_about_budget(tmp_path):
     from conftest import write_jsonl
     films = load_catalog(write_jsonl(tmp_path / "films.jsonl", [
