@@ -175,7 +175,20 @@ def _item_view(item: Item, chars: int = BLURB_CHARS) -> dict[str, object]:
     # a brand already in the title ("Hornby Santa's Express") is not repeated
     brand = None if item.brand and item.brand.casefold() in item.title.casefold() else item.brand
     return {"id": item.id, "title": item.title, "price": item.price, "brand": brand,
-            "category": item.category, "rating": item.rating, "blurb": blurb}
+            "category": item.category, "rating": item.rating, "blurb": blurb, "people": _people(item)}
+
+
+def _people(item: Item) -> str:
+    """Who made it, for an item asked about ("who's in the second one?"): "starring A, B and C;
+    directed by D", from the catalog's credits; empty without any."""
+    from .facets import credited  # facets reads the catalog's credit keys; imported late like the ranker does
+
+    def names(role: str) -> str:
+        found = list(dict.fromkeys(credited(item, role)))[:3]
+        return ", ".join(found[:-1]) + " and " + found[-1] if len(found) > 1 else "".join(found)
+
+    parts = [f"{label} {who}" for label, who in (("starring", names("star")), ("directed by", names("director"))) if who]
+    return "; ".join(parts)
 
 
 def knows_nothing(state: DialogueState) -> bool:

@@ -194,7 +194,8 @@ _ASKS_OPINION = re.compile(r"\b(?:did|do|does|have|has|would|will) you\s+(?:\w+\
 # A follow-up on what the assistant just suggested, naming no item: the answer is about those items.
 _FOLLOW_UP = re.compile(
     r"\bwhat(?:'s| is| are| was|s)\s+(?:it|they|that|this|those|these|them|either|both|the \w+(?: one| two)?)"
-    r"(?:\s+\w+)?\s+about\b|\bwho(?:'s| is| are)?\s+(?:in|stars? in|plays in)\s+(?:it|that|them|this|those)\b|"
+    r"(?:\s+\w+)?\s+about\b|\bwho(?:'s| is| are)?\s+(?:in|stars? in|plays in|directed|made)\s+(?:it|that|them|this|those|"
+    rf"the (?:{_NTH})(?: one)?)\b|"
     r"\btell me (?:more|about (?:it|them|that|those|the))\b|\bmore about (?:it|them|that|those|the)\b|"
     r"\bwhich (?:other )?(?:one|of them|of those|of the|would you)\b|\bnever heard of\b|"
     r"\b(?:haven\S*|have not|never|not)\s+(?:\w+\s+)?(?:seen|watched|heard of)\s+(?:it|them|either|that|those|"

@@ -225,3 +225,29 @@ def test_a_kind_none_of_the_picks_is_of_is_owned_up_to(catalog):
     assert reply.endswith("Is there something else they like?")
     assert builder.none_reply(state, [catalog.by_id["d2"], catalog.by_id["t3"]]).startswith(
         "Here are some picks in Dolls (for a 2-year-old):")  # one of them is a doll
+
+
+def test_who_is_in_the_film_asked_about_is_answered_from_its_credits(tmp_path):
+    """ "who's in the second one?" relisted the picks: the question was no follow-up, and the
+    description the no-LM reply gives said nothing of the cast. Credits are now part of it."""
+    from chatrec.tracker import Tracker
+    from chatrec.matching import TitleMatcher
+    from conftest import write_jsonl
+
+    rows = [{"id": "o11", "title": "Ocean's Eleven (2001)", "description": "A heist in Las Vegas.",
+             "attributes": {"star": ["George Clooney", "Brad Pitt", "Julia Roberts", "Matt Damon"],
+                            "director": ["Steven Soderbergh"]}},
+            {"id": "o13", "title": "Ocean's Thirteen (2007)", "description": "A third heist.",
+             "attributes": {"star": ["George Clooney"], "director": ["Steven Soderbergh"]}},
+            {"id": "toy", "title": "Wooden Train", "description": "A train.", "price": 5.0}]
+    catalog = load_catalog(write_jsonl(tmp_path / "c.jsonl", rows))
+    tracker = Tracker(catalog, TitleMatcher(catalog))
+    state = DialogueState()
+    tracker.observe(state, Message("assistant", "Try Ocean's Thirteen (2007) or Ocean's Eleven (2001)."))
+    tracker.observe(state, Message("user", "who's in the second one?"))
+    assert state.asked == ["o11"]
+    reply = PromptBuilder(catalog).none_reply(state, [catalog.by_id["o11"], catalog.by_id["o13"]])
+    assert reply.startswith("**Ocean's Eleven (2001)**: A heist in Las Vegas. (starring George Clooney, Brad Pitt "
+                            "and Julia Roberts; directed by Steven Soderbergh)")
+    state.asked = ["toy"]  # no credits: the description alone
+    assert PromptBuilder(catalog).none_reply(state, [catalog.by_id["toy"]]).startswith("**Wooden Train**: A train.\n")
