@@ -403,3 +403,19 @@ def test_genres_asked_of_one_film_lead_with_the_films_that_have_them_all(tmp_pat
     top = lambda *texts: [r.item.id for r in ranker.rank(_ranked(ranker, tracker, *texts)[0], k=3)]  # noqa: E731
     assert top("a funny horror movie") == ["hc", "h", "c"]
     assert top("any good horror or comedy movies?")[:2] == ["h", "hc"]  # alternatives: the popular one may lead
+
+
+def test_like_a_film_but_funnier_asks_for_comedy_and_everything_but_refuses(tmp_path):
+    """ "something like The Notebook but funnier" was a taste at most (Titanic led); "I like
+    everything but fantasy movies" asked for nothing and refused nothing. The change asked of a film
+    is an ask; "everything but" is "except"."""
+    facets = Facets(load_catalog(write_jsonl(tmp_path / "c.jsonl", FILMS)))
+    def read(text):
+        wanted = facets.wanted_genres([text])
+        asked = facets.asked_genres([text], wanted)
+        return ({g for g, v in zip(facets.genre_names, wanted) if v < 0},
+                {g for g, v in zip(facets.genre_names, asked) if v > 0})
+    assert read("something like Night Shift but funnier") == (set(), {"comedy"})
+    assert read("like Night Shift, but a bit scarier") == (set(), {"horror"})
+    assert read("I like everything but horror movies") == ({"horror"}, set())
+    assert read("anything but comedies") == ({"comedy"}, set())
