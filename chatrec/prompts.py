@@ -212,11 +212,12 @@ def off_category(state: DialogueState, items: Sequence[Item]) -> bool:
 
 
 def missing_must_haves(state: DialogueState, items: Sequence[Item]) -> list[str]:
-    """The must-haves the latest message asked for ("obsessed with fire engines") that none of
-    ``items`` mentions, singular or plural: the reply says so rather than pass the closest items off
-    as matches."""
+    """The must-haves the latest message asked for ("obsessed with fire engines"), or all of them when
+    it changed a filter ("under a tenner"), that none of ``items`` mentions, singular or plural: the
+    reply says so rather than pass the closest items off as matches."""
     said = normalize(state.said()[-1]) if state.user_texts() else ""
     texts = [normalize(item.search_text()) for item in items]
     forms = {term: {normalize(term), singular(normalize(term))} for term in state.prefs.must_have}
-    return [term for term, variants in forms.items() if any(has_word(said, f) for f in variants)
+    # or any of them once a filter changed: "something cheaper, under a tenner" may leave no Paw Patrol
+    return [term for term, variants in forms.items() if (state.narrowed or any(has_word(said, f) for f in variants))
             and not any(has_word(text, f) for text in texts for f in variants)]

@@ -137,6 +137,9 @@ def test_a_must_have_no_item_mentions_is_owned_up_to(catalog):
     state.prefs.must_have = ["fire engines"]
     state.messages.append(Message("user", "ok, trains then"))
     assert "nothing that mentions" not in builder.none_reply(state, [catalog.by_id["t3"]])
+    state.messages.append(Message("user", "something cheaper, under a tenner"))
+    state.narrowed = True  # a filter changed: what it leaves out is news again
+    assert builder.none_reply(state, [catalog.by_id["t3"]]).startswith("I found nothing that mentions fire engines")
 
 
 def test_the_lm_is_told_when_no_candidate_has_what_the_user_asked_for(catalog):
