@@ -19,6 +19,7 @@ from jinja2 import meta
 from .backends.base import Messages, SpanConstraint
 from .catalog import Catalog, Item
 from .errors import ConfigError, InputError
+from .facets import credited
 from .lexical import FILLER, content_words, has_word
 from .matching import normalize
 from .settings import PROJECT_ROOT
@@ -181,8 +182,6 @@ def _item_view(item: Item, chars: int = BLURB_CHARS) -> dict[str, object]:
 def _people(item: Item) -> str:
     """Who made it, for an item asked about ("who's in the second one?"): "starring A, B and C;
     directed by D", from the catalog's credits; empty without any."""
-    from .facets import credited  # facets reads the catalog's credit keys; imported late like the ranker does
-
     def names(role: str) -> str:
         found = list(dict.fromkeys(credited(item, role)))[:3]
         return ", ".join(found[:-1]) + " and " + found[-1] if len(found) > 1 else "".join(found)
