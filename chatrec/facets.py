@@ -239,7 +239,8 @@ class Facets:
         westerns", "any comedies or action films?", "horror, comedy or sci-fi" (two or more, else []).
         Genres stacked on one film are no alternatives: "a romantic comedy", "action comedies", "a
         funny horror movie", "a cartoon for a 7 year old"."""
-        found = sorted((m.start(), m.end(), g) for g, rx in enumerate(self._genre_words.values()) for m in rx.finditer(text))
+        found = sorted((m.start(), m.end(), g) for g, rx in enumerate(self._genre_words.values())
+                       for m in rx.finditer(text))
         joined: set[int] = set()
         for (_, end, g), (start, _, h) in zip(found, found[1:]):
             if g != h and _JOINED.fullmatch(text[end:start]):

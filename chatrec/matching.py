@@ -322,7 +322,8 @@ class TitleMatcher:
             if self._prose_count(phrase) > max(3, self._title_count(phrase)):
                 continue  # "all the scary movies": plain words in this catalog, not "Scary Movie"
             series = self._series(phrase, dated=False)
-            if sum(self._norm_titles[p].split()[len(words):][:1] in (["movie"], ["film"]) for p in series) * 2 >= len(series):
+            next_words = [self._norm_titles[p].removeprefix(" the ").split()[len(words):][:1] for p in series]
+            if sum(w in (["movie"], ["film"]) for w in next_words) * 2 >= len(series):
                 continue  # "the scary movies" are no "Scary Movie 2", nor "the disaster films" "Disaster Movie"
             if self.popularity is not None and any(self.popularity[p] > 0 for p in series):
                 series = [p for p in series if self.popularity[p] > 0]

@@ -114,7 +114,8 @@ _MUST = re.compile(r"\b(?:with|that has|that have|has|must have|must be|needs? t
 _TOPIC = (re.compile(r"\b([a-z][\w'-]*)\s+(?:movies?|films?|flicks?)\b", re.I),
           re.compile(r"\b(?:movies?|films?|flicks?|something|anything|one)\s+about\s+(?:an?\s+|some\s+|the\s+)?"
                      r"([a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)", re.I))
-# What someone loves, in a shop: "she loves unicorns", "he's really into dinosaurs", "a unicorn toy". ``Tracker._topic`` decides which words count; a word no item uses is kept so the reply says so.
+# What someone loves, in a shop: "she loves unicorns", "he's really into dinosaurs", "a unicorn toy".
+# ``Tracker._topic`` decides which words count; a word no item uses is kept so the reply says so.
 _INTEREST = (re.compile(r"\b(?:loves?|adores?|(?:is|are|'s|'re|am|i'm|im)\s+(?:really\s+|very\s+|so\s+)?"
                         r"(?:into|obsessed with|crazy about|mad about|fond of)|obsessed with|crazy about|mad about)\s+"
                         r"(?:all things\s+)?(?P<term>[a-z][\w'-]*)\b(?!\s+(?:movies?|films?|flicks?|and|or)\b)", re.I),
@@ -428,7 +429,8 @@ class Tracker:
                 prefs.must_have[:] = [t for t in prefs.must_have if t.lower() != term.lower()]
         for m in _ISNT.finditer(text):  # "something that isn't a horror", "one that isn't plush"
             term = normalize(m.group("term"))
-            kind = _stem(term) in self._kinds or (self._shop and self.matcher.titles_with(term) >= 3 and _refusable(term))
+            kind = _stem(term) in self._kinds or (self._shop and self.matcher.titles_with(term) >= 3
+                                                  and _refusable(term))
             if (kind or any(rx.fullmatch(term) for rx in _KIND_OF_FILM_RX)) and not _has(prefs.exclude, term):
                 refused.append(m.span())
                 prefs.exclude.append(term)
