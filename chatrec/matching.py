@@ -317,8 +317,8 @@ class TitleMatcher:
             phrase = normalize(m.group("name"))
             phrase = phrase[4:] if phrase.startswith("the ") else phrase
             words = phrase.split()
-            if not words or not _distinctive(words[0]) or phrase in FILLER or words[0] in ("new", "newest", "latest"):
-                continue
+            if not any(map(_distinctive, words)) or phrase in FILLER or words[0] in ("new", "newest", "latest"):
+                continue  # "the Dark Knight trilogy" has a distinctive word, "the old ones" none
             if self._prose_count(phrase) > max(3, self._title_count(phrase)):
                 continue  # "all the scary movies": plain words in this catalog, not "Scary Movie"
             series = self._series(phrase, dated=False)
@@ -327,10 +327,36 @@ class TitleMatcher:
                 continue  # "the scary movies" are no "Scary Movie 2", nor "the disaster films" "Disaster Movie"
             if self.popularity is not None and any(self.popularity[p] > 0 for p in series):
                 series = [p for p in series if self.popularity[p] > 0]
+            series = self._sharing_people(series)
             if len(series) >= 2:
                 out += [Match(self.catalog.items[p].id, 0.9, "series", m.start("name"), m.end("name"), m.group("name"))
                         for p in sorted(series)]
         return out
+
+    def _sharing_people(self, series: list[int]) -> list[int]:
+        """Of titles that start alike, those one franchise links: where the catalog credits people, the
+        titles joined (through each other) by a shared director, writer or star to the first of them
+        ("the Rocky movies": Stallone's, not "The Rocky Horror Picture Show"); else all."""
+        from .facets import CREDIT_KEYS
+
+        def people(p: int) -> set[str]:
+            attrs = self.catalog.items[p].attributes
+            return {normalize(v) for key in CREDIT_KEYS
+                    for v in (attrs.get(key) if isinstance(attrs.get(key), list) else [attrs.get(key)]) if isinstance(v, str)}
+
+        credits = {p: people(p) for p in series}
+        if len(series) < 2 or sum(bool(c) for c in credits.values()) < 2:
+            return series
+        anchor = max(series, key=lambda p: (self.popularity[p] if self.popularity is not None else 0.0, -p))
+        linked, names, grew = {anchor}, set(credits[anchor]), True
+        while grew:
+            grew = False
+            for p in series:
+                if p not in linked and credits[p] & names:
+                    linked.add(p)
+                    names |= credits[p]
+                    grew = True
+        return [p for p in series if p in linked or not credits[p]]  # a row without credits cannot be told apart
 
     def _series(self, phrase: str, dated: bool = True) -> list[int]:
         """Positions of the titles that start with ``phrase`` (after a leading "the"), dated ones only

@@ -651,3 +651,18 @@ def test_sounds_good_after_asking_about_one_of_the_list_is_about_that_one(tmp_pa
     tracker.observe(fresh, Message("assistant", "Try Get Out (2017), The Shining (1980) or It Follows (2014)."))
     tracker.observe(fresh, Message("user", "sounds fun!"))
     assert fresh.asked == ["m5", "m6", "m2"]  # nothing asked about before: the list
+
+
+def test_a_series_is_the_titles_its_people_link(tmp_path):
+    """ "the Rocky movies are great" also named "The Rocky Horror Picture Show", whose title starts
+    the same; "the Dark Knight trilogy" named nothing ("dark" is a common word). Where the catalog
+    credits people, a series is the titles linked by shared ones."""
+    rows = [{"id": "r1", "title": "Rocky (1976)", "attributes": {"star": ["Sylvester Stallone", "Talia Shire"]}},
+            {"id": "r4", "title": "Rocky IV (1985)", "attributes": {"star": ["Sylvester Stallone", "Dolph Lundgren"]}},
+            {"id": "rb", "title": "Rocky Balboa (2006)", "attributes": {"star": ["Sylvester Stallone"]}},
+            {"id": "rh", "title": "The Rocky Horror Picture Show (1975)", "attributes": {"star": ["Tim Curry"]}},
+            {"id": "dk", "title": "The Dark Knight (2008)", "attributes": {"star": ["Christian Bale"]}},
+            {"id": "dr", "title": "The Dark Knight Rises (2012)", "attributes": {"star": ["Christian Bale"]}}]
+    tracker = _tracker(tmp_path, rows)
+    assert _observe(tracker, "the Rocky movies are great").mentioned == {"r1": 1, "r4": 1, "rb": 1}
+    assert _observe(tracker, "I loved the Dark Knight trilogy").mentioned == {"dk": 1, "dr": 1}
