@@ -88,6 +88,15 @@ _JOINED = re.compile(r"\s*(?:movies?|films?|ones|flicks?|shows?)?\s*(?:,|/|&|\ba
 GENRE_SUBJECTS = frozenset({"zombie", "slasher", "gangster", "heist", "mafia", "mob", "mobster", "space", "alien",
                             "robot", "dragon", "wizard", "magic", "detective", "football", "baseball", "basketball",
                             "boxing", "cowboy", "haunted"})
+# Refused, these leave out what a film shows, not its genre: "scary, but no gore" is still horror
+_SHOWN_NOT_GENRE = frozenset({"gore", "gory"})
+
+
+def _is_subject(word: str) -> bool:
+    w = word.lower().rstrip("s")
+    return w in GENRE_SUBJECTS or w in _SHOWN_NOT_GENRE or word.lower() in _SHOWN_NOT_GENRE
+
+
 # Genres that name an audience rather than a taste, and the genres of the films made for it.
 AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")}
 # "not a horror fan", "nothing scary", "I don't like comedies": a negation shortly before the word.
@@ -187,7 +196,9 @@ class Facets:
             spoke = False
             for g, rx in enumerate(self._genre_words.values()):
                 signs = {-1.0 if _NEG_BEFORE.search(text[max(0, m.start() - 40):m.start()]) else 1.0
-                         for m in rx.finditer(text) if not _DEGREE_BEFORE.search(text[max(0, m.start() - 16):m.start()])}
+                         for m in rx.finditer(text) if not _DEGREE_BEFORE.search(text[max(0, m.start() - 16):m.start()])
+                         and not (_is_subject(m.group()) and _NEG_BEFORE.search(text[max(0, m.start() - 40):m.start()]))}
+                # (a refused subject, "no gore", "no zombies", refuses what a film shows, not its genre)
                 sign = max(signs, default=0.0)  # "something scary, nothing with zombies": still horror
                 spoke = spoke or bool(sign)
                 if sign and g not in done:
@@ -198,7 +209,10 @@ class Facets:
 
     def of_genre_word(self, word: str) -> np.ndarray:
         """Positions of the items of the genre that ``word`` is an everyday word for ("animated",
-        "cartoons": animation; "romantic": romance); empty when it names none of the catalog's genres."""
+        "cartoons": animation; "romantic": romance); empty when it names none of the catalog's genres,
+        or a subject of one ("gore", "zombies": "no gore" leaves out what a film shows, not horror)."""
+        if _is_subject(word.strip()):
+            return np.zeros(0, dtype=np.int64)
         cols = [g for g, rx in enumerate(self._genre_words.values()) if rx.fullmatch(word.strip())]
         return np.flatnonzero(self.genres[:, cols].any(axis=1)) if cols else np.zeros(0, dtype=np.int64)
 

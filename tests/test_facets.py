@@ -419,3 +419,22 @@ def test_like_a_film_but_funnier_asks_for_comedy_and_everything_but_refuses(tmp_
     assert read("like Night Shift, but a bit scarier") == (set(), {"horror"})
     assert read("I like everything but horror movies") == ({"horror"}, set())
     assert read("anything but comedies") == ({"comedy"}, set())
+
+
+def test_refusing_what_a_film_shows_is_no_refusal_of_its_genre(tmp_path):
+    """ "something scary" then "oh and no gore please" listed Scary Movie and Black Panther: "gore" is
+    a word for horror, so refusing it refused horror and filtered out every horror film. A refused
+    subject ("no gore", "no zombies") leaves out the films whose text has it; "nothing scary" still
+    refuses horror."""
+    ranker, tracker = _pipeline(tmp_path, FILMS + [
+        {"id": "h3", "title": "Blood Farm (2015)", "description": "gore and more gore",
+         "attributes": {"genre": ["horror"], "year": 2015}}])
+    facets = ranker.facets
+    wanted = lambda *texts: {g: float(v) for g, v in zip(facets.genre_names, facets.wanted_genres(texts)) if v}  # noqa: E731
+    assert wanted("no gore please") == wanted("nothing with zombies") == {}
+    assert wanted("something scary", "oh and no gore please") == {"horror": 1.0}
+    assert wanted("nothing scary") == wanted("not a horror fan, no gore") == {"horror": -1.0}
+    assert facets.of_genre_word("gore").size == facets.of_genre_word("zombies").size == 0
+    state, (total, signals) = _ranked(ranker, tracker, "something scary", "oh and no gore please")
+    assert state.prefs.exclude == ["gore"]
+    assert sorted(r.item.id for r in ranker.top(total, signals, k=3)[:2]) == ["h1", "h2"]  # not Blood Farm: horror
