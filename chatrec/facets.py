@@ -93,8 +93,9 @@ _SHOWN_NOT_GENRE = frozenset({"gore", "gory"})
 
 
 def _is_subject(word: str) -> bool:
-    w = word.lower().rstrip("s")
-    return w in GENRE_SUBJECTS or w in _SHOWN_NOT_GENRE or word.lower() in _SHOWN_NOT_GENRE
+    """"zombies", "gore": what a film of a genre shows or is about, not the genre itself."""
+    word = word.lower()
+    return word in _SHOWN_NOT_GENRE or word.removesuffix("s") in GENRE_SUBJECTS
 
 
 # Genres that name an audience rather than a taste, and the genres of the films made for it.
