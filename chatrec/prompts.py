@@ -10,6 +10,7 @@ message instead, so system prompt + history are a stable prefix a backend can ke
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -218,5 +219,15 @@ def missing_must_haves(state: DialogueState, items: Sequence[Item]) -> list[str]
     texts = [normalize(item.search_text()) for item in items]
     forms = {term: {normalize(term), singular(normalize(term))} for term in state.prefs.must_have}
     # or any of them once a filter changed: "something cheaper, under a tenner" may leave no Paw Patrol
-    return [term for term, variants in forms.items() if (state.narrowed or any(has_word(said, f) for f in variants))
-            and not any(has_word(text, f) for text in texts for f in variants)]
+    missing = [term for term, variants in forms.items() if (state.narrowed or any(has_word(said, f) for f in variants))
+               and not any(has_word(text, f) for text in texts for f in variants)]
+    return [_as_written(term, state.said()) for term in missing]
+
+
+def _as_written(term: str, texts: Sequence[str]) -> str:
+    """``term`` as the user last wrote it ("Paw Patrol", not the tracker's "paw patrol")."""
+    pattern = re.compile(r"\b" + r"\W+".join(map(re.escape, term.split())) + r"\b", re.I)
+    for text in reversed(texts):
+        if m := pattern.search(text):
+            return m.group()
+    return term

@@ -140,6 +140,8 @@ def test_a_must_have_no_item_mentions_is_owned_up_to(catalog):
     state.messages.append(Message("user", "something cheaper, under a tenner"))
     state.narrowed = True  # a filter changed: what it leaves out is news again
     assert builder.none_reply(state, [catalog.by_id["t3"]]).startswith("I found nothing that mentions fire engines")
+    state.messages[0] = Message("user", "he is obsessed with Fire Engines")
+    assert builder.none_reply(state, [catalog.by_id["t3"]]).startswith("I found nothing that mentions Fire Engines")
 
 
 def test_the_lm_is_told_when_no_candidate_has_what_the_user_asked_for(catalog):
