@@ -104,13 +104,13 @@ AUDIENCE_GENRES: dict[str, tuple[str, ...]] = {"family": ("family", "animation")
 _NEG_BEFORE = re.compile(r"(?:\b(?:no|not|without|hate|hates|don'?t|do not|doesn'?t|does not|didn'?t|did not|"
                          r"dislikes?|isn'?t|aren'?t|never|(?:everything|anything|all) but|"
                          r"nothing|avoid|except)\b[^.!?,;]{0,25}|\bnon[- ]?)$", re.I)  # "non" only before its word
-# Asking for a genre rather than stating a taste: "any good documentaries?", "looking for a scary one".
+# Asking for a genre rather than stating a taste: "any good documentaries?", "looking for a scary one",
+# and the change asked of a film: "something like The Notebook but funnier".
 _ASK_BEFORE = re.compile(r"(?:\bany(?:thing)?|\blooking for|\brecommend(?: me)?|\bsuggest(?: me)?|\bwant(?:s| to watch| to see)?|"
                          r"\bin the mood for|\bneed|\bsomething|\bsearching for|\bfind(?: me)?|\bgot any|\bknow (?:of )?any|"
                          r"\bshow me|\bgive me|\bhow about|\bwhat about)\s+(?:[\w'-]+\s+){0,3}$|"
                          r"\blike\b.{1,60}(?<!everything)(?<!anything)(?<!\ball)\s+but\s+"
                          r"(?:(?:a bit|a little|much|a lot|way|more|even)\s+)?$", re.I)
-# ("something like The Notebook but funnier": the change asked for is an ask too)
 # ... or the message is little else: "a western please", "maybe a war movie", "comedies?" (not "I like comedies",
 # "comedies are my favourite")
 _OPENING_ASK = re.compile(r"\s*(?:(?:hi|hello|hey|ok(?:ay)?|so|well|yes|yeah|sure|maybe|perhaps|hmm+|um+)\b[\s,!.]*)*"

@@ -740,12 +740,12 @@ _SPAN = re.compile(
     rf"|\b(?P<or_later>{_YEAR_NUMBER})\s+(?:or|and)\s+(?:later|newer|after|up|onwards?)\b"
     rf"|\b(?:after|post-?|newer than|later than)\s*(?P<after>{_YEAR_NUMBER})\b"
     rf"|\b(?:before|pre-?|older than|earlier than)\s*(?P<before>{_YEAR_NUMBER})\b", re.I)
-# A word refused is no search word: "nothing too scary please" must not search for "scary" (nor find
-# the requests of people who wanted something scary).
 # How long it lasts, which the catalog's words cannot check: "under an hour", "play in 20 minutes", "2 hours long"
 _DURATION = re.compile(r"\b(?:(?:under|less than|within|at most|no more than|about|around|over|more than|in|for|"
                        r"takes?|lasts?|play(?:ed|s)? in)\s+)?(?:an?|one|two|three|half an?|a couple of|\d+(?:\.\d+)?)"
                        r"[\s-]*(?:hours?|hrs?|minutes?|mins?)\b(?:\s+(?:long|max|or (?:less|so)|to play|tops))?", re.I)
+# A word refused is no search word: "nothing too scary please" must not search for "scary" (nor find
+# the requests of people who wanted something scary).
 _NEGATED_WORD = re.compile(r"\b(?:no|not|nothing|none|without|never|avoid|non)[\s-]+(?:(?:too|that|so|very|really|overly|"
                            r"particularly|any|anything|something|a bit|a|an|the)\s+){0,2}[\w'-]+", re.I)
 # "not from the 80s", "maybe not any films from the 80's", "too old"; not "nothing too violent from the 80s"
